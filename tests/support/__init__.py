@@ -1,0 +1,1 @@
+"""Test support shared by tests/ and bench/: state-file writer and mount namespaces."""
