@@ -1,0 +1,243 @@
+"""The event loop: sleep on the monitors, refresh on change, publish, repeat.
+
+The only place with time and waiting. One selector over the monitor fds and a signal wake-up
+fd; no timers beyond the resync safety net, the systemd watchdog and (while logind is absent) the
+monitor retry back-off, so an idle agent does not wake at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import selectors
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+
+from prometheus_client import CollectorRegistry
+
+from login_exporter.collector import LogindCollector, Publisher, Totals, render
+from login_exporter.state import EMPTY, Changes, Refresher, Snapshot, difference
+from login_exporter.watch import Watcher
+
+log = logging.getLogger("login_exporter.agent")
+
+RETRY_FIRST = 0.1
+RETRY_MAX = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Timing of the loop, in seconds. ``resync_interval`` 0 disables the safety net."""
+
+    debounce: float = 0.05
+    resync_interval: float = 300.0
+    machines: bool = True
+
+
+class Agent:
+    """Keeps the published exposition equal to logind's state."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        refresher: Refresher,
+        collector: LogindCollector,
+        registry: CollectorRegistry,
+        publisher: Publisher,
+        notify: Callable[[str], bool] = lambda state: False,
+        watchdog_usec: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.totals = Totals()
+        self.snapshot: Snapshot = EMPTY
+        self._refresher = refresher
+        self._collector = collector
+        self._registry = registry
+        self._publisher = publisher
+        self._notify = notify
+        self._watchdog = watchdog_usec / 2_000_000 if watchdog_usec else None
+        self._base: Snapshot = EMPTY  # last snapshot with logind up: what differences start from
+        categories = ["session", "seat", "uid"] + (["machine"] if settings.machines else [])
+        self._watcher = Watcher(categories)
+        self._selector = selectors.DefaultSelector()
+        self._registered: dict[int, str] = {}
+        self._stop = False
+        self._resync_requested = False
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    # -- refreshing -------------------------------------------------------------------------------
+
+    def refresh(self, reason: str, changes: Changes) -> None:
+        """Build a new snapshot, count what changed, render and publish it.
+
+        A failed listing keeps the previous snapshot and is counted as an error.
+        """
+        started = time.perf_counter()
+        previous = self.snapshot
+        if not previous.logind_up:
+            changes = Changes(everything=True)  # nothing carried over from a stale view
+        try:
+            snapshot = self._refresher.refresh(previous, changes)
+        except OSError as exc:
+            self.totals.errors["list"] += 1
+            log.warning("reading logind state failed: %s", exc)
+            return
+        totals = self.totals
+        totals.refreshes[reason] += 1
+        totals.read_races += snapshot.read_races
+        for kind, count in snapshot.read_errors.items():
+            totals.errors[kind] += count
+        if snapshot.logind_up:
+            if self._base is not EMPTY:  # the first view of logind counts nothing as started
+                change = difference(self._base, snapshot)
+                totals.observe(change, snapshot.taken_at)
+                for session in change.started:
+                    log.debug("session started", extra=_session_fields(session.id, session.seat))
+                for session in change.ended:
+                    log.debug("session ended", extra=_session_fields(session.id, session.seat))
+            self._base = snapshot
+        if snapshot.logind_up != previous.logind_up or reason == "startup":
+            log.info("logind state %s", "readable" if snapshot.logind_up else "not readable")
+        self.snapshot = snapshot
+        totals.refresh_duration.observe(time.perf_counter() - started)
+        self._collector.update(snapshot, totals)
+        self._publisher.publish(render(self._registry))
+        log.debug(
+            "refreshed",
+            extra={
+                "reason": reason,
+                "sessions": len(snapshot.sessions),
+                "seconds": round(time.perf_counter() - started, 6),
+            },
+        )
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Ask the loop to end (safe from a signal handler)."""
+        self._stop = True
+        self._poke()
+
+    def request_resync(self) -> None:
+        """Ask for a full re-read at the next turn of the loop (safe from a signal handler)."""
+        self._resync_requested = True
+        self._poke()
+
+    def _poke(self) -> None:
+        with contextlib.suppress(BlockingIOError):  # already awake
+            os.write(self._wake_w, b"\0")
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT stop the loop, SIGHUP asks for a resync (main thread only)."""
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            self.request_stop()
+
+        def resync(signum: int, frame: FrameType | None) -> None:
+            self.request_resync()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, resync)
+
+    def start(self) -> None:
+        """Open the monitors and take the first snapshot (before READY=1)."""
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._open_monitors()
+        self.refresh("startup", Changes(everything=True))
+
+    def run(self) -> None:
+        """Loop until request_stop(); start() must have run. Sends WATCHDOG=1 when asked to."""
+        settings = self.settings
+        now = time.monotonic()
+        pending = Changes()
+        last_refresh = now
+        retry_delay = RETRY_FIRST
+        retry_at = now + retry_delay if not self._watcher.complete else None
+        resync_at = now + settings.resync_interval if settings.resync_interval > 0 else None
+        watchdog_at = now if self._watchdog else None
+        while not self._stop:
+            deadlines = [d for d in (retry_at, resync_at, watchdog_at) if d is not None]
+            if pending:
+                deadlines.append(last_refresh + settings.debounce)
+            timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            for key, _ in self._selector.select(timeout):
+                category = key.data
+                if category is None:
+                    self._drain_wake_pipe()
+                    continue
+                self.totals.wakeups += 1
+                pending.merge(self._watcher.drain(category))
+            if self._stop:
+                break
+            now = time.monotonic()
+            if retry_at is not None and now >= retry_at:
+                if self._open_monitors():
+                    # Unwatched until now: anything may have changed meanwhile.
+                    pending.everything = True
+                retry_delay = min(retry_delay * 2, RETRY_MAX)
+                retry_at = None if self._watcher.complete else now + retry_delay
+            elif retry_at is None and not self._watcher.complete:
+                retry_delay = RETRY_FIRST
+                retry_at = now + retry_delay
+            self._sync_registrations()
+            if self._resync_requested or (resync_at is not None and now >= resync_at):
+                self._resync_requested = False
+                self.refresh("resync", Changes(everything=True))
+                pending = Changes()
+                last_refresh = time.monotonic()
+                if settings.resync_interval > 0:
+                    resync_at = last_refresh + settings.resync_interval
+            elif pending and now >= last_refresh + settings.debounce:
+                self.refresh("event", pending)
+                pending = Changes()
+                last_refresh = time.monotonic()
+            if watchdog_at is not None and self._watchdog is not None and now >= watchdog_at:
+                self._notify("WATCHDOG=1")
+                watchdog_at = now + self._watchdog
+
+    def close(self) -> None:
+        """Release the monitors, the selector and the wake-up pipe."""
+        self._watcher.close()
+        self._selector.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def wakeup_fd(self) -> int:
+        """The fd signal.set_wakeup_fd() should write to, so a signal always wakes the loop."""
+        return self._wake_w
+
+    def _drain_wake_pipe(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_r, 4096):
+                pass
+
+    def _open_monitors(self) -> bool:
+        """Open missing monitors; return whether any opened."""
+        before = len(self._watcher.monitors)
+        for category, exc in self._watcher.open_missing():
+            log.debug("monitor %s unavailable: %s", category, exc)
+        self._sync_registrations()
+        return len(self._watcher.monitors) > before
+
+    def _sync_registrations(self) -> None:
+        wanted = self._watcher.fds()
+        if wanted == self._registered:
+            return
+        for fd in self._registered:
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self._selector.unregister(fd)
+        for fd, category in wanted.items():
+            self._selector.register(fd, selectors.EVENT_READ, category)
+        if len(wanted) < len(self._registered):
+            self.totals.errors["monitor"] += 1
+            log.warning("lost sd-login monitors; retrying", extra={"open": sorted(wanted.values())})
+        self._registered = wanted
+
+
+def _session_fields(session: str, seat: str) -> dict[str, str]:
+    return {"session": session, "seat": seat}

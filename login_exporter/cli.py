@@ -1,0 +1,204 @@
+"""Command line: parse flags, wire sdlogin → state → collector → web, run the agent.
+
+Exit codes: 0 clean, 2 bad command line or config (stderr names the problem), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import socket
+import sys
+from collections.abc import Sequence
+
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+)
+
+from login_exporter import __version__, logs, sdlogin
+from login_exporter.agent import Agent, Settings
+from login_exporter.collector import LogindCollector, Options, Publisher
+from login_exporter.state import Changes, Refresher
+from login_exporter.web import WebServer, bind_listen_addresses, landing_page, parse_listen_address
+from login_exporter.webconfig import WebConfig, WebConfigError, load_web_config
+
+DEFAULT_PORT = 9844
+log = logging.getLogger("login_exporter")
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> float:
+    """Return seconds for a Prometheus-style duration ("50ms", "5m", "1h30m", "0").
+
+    Raises ValueError naming the text when it is not one.
+    """
+    if text == "0":
+        return 0.0
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"invalid duration {text!r} (examples: 50ms, 5m, 1h30m, 0)")
+    return sum(float(number) * _UNITS[unit] for number, unit in parts)
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _listen_address(text: str) -> str:
+    try:
+        parse_listen_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _telemetry_path(text: str) -> str:
+    if not text.startswith("/") or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(f"{text!r} must start with '/' and hold no spaces")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser for every flag in the interface contract."""
+    parser = argparse.ArgumentParser(
+        prog="login-exporter",
+        description="Prometheus exporter for systemd-logind (sessions, seats, users, machines).",
+        allow_abbrev=False,
+    )
+    add = parser.add_argument
+    add("--web.listen-address", dest="listen", action="append", type=_listen_address,
+        metavar="ADDR", help=f"address to listen on; may repeat (default :{DEFAULT_PORT})")
+    add("--web.telemetry-path", dest="telemetry_path", default="/metrics", type=_telemetry_path,
+        help="path serving metrics (default /metrics)")
+    add("--web.config.file", dest="web_config", metavar="FILE",
+        help="exporter-toolkit web config (TLS, basic auth)")
+    add("--web.systemd-socket", dest="systemd_socket", action="store_true",
+        help="use the socket(s) passed by systemd socket activation")
+    add("--web.disable-exporter-metrics", dest="disable_exporter_metrics", action="store_true",
+        help="drop the process_* and python_* metrics")
+    add("--collector.machines", dest="machines", action=argparse.BooleanOptionalAction,
+        default=True, help="export machines registered with machined (default on)")
+    add("--collector.machine-info", dest="machine_info", action=argparse.BooleanOptionalAction,
+        default=True, help="export logind_machine_info per machine (default on)")
+    add("--collector.session-info", dest="session_info", action=argparse.BooleanOptionalAction,
+        default=False, help="export logind_session_info per session with identifying labels "
+        "(user, uid, remote host, session id; default off)")
+    add("--refresh.debounce", dest="debounce", type=_duration, default="50ms",
+        help="minimum time between two refreshes; bursts are coalesced (default 50ms)")
+    add("--refresh.resync-interval", dest="resync", type=_duration, default="5m",
+        help="full re-read even without events, 0 disables (default 5m)")
+    add("--log.level", dest="log_level", default="info", choices=logs.LEVELS)
+    add("--log.format", dest="log_format", default="logfmt", choices=("logfmt", "json"))
+    add("--once", action="store_true", help="print one exposition to stdout and exit")
+    add("--version", action="version", version=f"login-exporter {__version__}")
+    return parser  # fmt: skip
+
+
+def _flags_in_force(args: argparse.Namespace) -> dict[str, str]:
+    return {
+        "web.listen-address": ", ".join(args.listen),
+        "web.telemetry-path": args.telemetry_path,
+        "web.config.file": args.web_config or "",
+        "web.systemd-socket": str(args.systemd_socket).lower(),
+        "collector.machines": str(args.machines).lower(),
+        "collector.machine-info": str(args.machine_info).lower(),
+        "collector.session-info": str(args.session_info).lower(),
+        "refresh.debounce": f"{args.debounce}s",
+        "refresh.resync-interval": f"{args.resync}s",
+    }
+
+
+def _live_registry(disabled: bool) -> CollectorRegistry | None:
+    if disabled:
+        return None
+    live = CollectorRegistry(auto_describe=False)
+    for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        live.register(collector)
+    return live
+
+
+def _systemd_sockets() -> list[socket.socket]:
+    count = sdlogin.listen_fds()
+    if count < 1:
+        raise WebConfigError("--web.systemd-socket: systemd passed no socket (LISTEN_FDS unset)")
+    return [socket.socket(fileno=3 + i) for i in range(count)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the exporter; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.listen = args.listen or [f":{DEFAULT_PORT}"]
+    logs.configure(args.log_level, args.log_format)
+    try:
+        config = load_web_config(args.web_config) if args.web_config else WebConfig()
+    except WebConfigError as exc:
+        parser.exit(2, f"login-exporter: error: {exc}\n")
+    try:
+        return _run(args, config)
+    except WebConfigError as exc:
+        parser.exit(2, f"login-exporter: error: {exc}\n")
+    except OSError as exc:
+        log.error("fatal: %s", exc)
+        return 1
+
+
+def _run(args: argparse.Namespace, config: WebConfig) -> int:
+    live = _live_registry(args.disable_exporter_metrics)
+    options = Options(args.machines, args.machine_info, args.session_info)
+    collector = LogindCollector(
+        options,
+        libsystemd_version=sdlogin.abi_version(),
+        start_time_known=sdlogin.capabilities()["sd_session_get_start_time"],
+    )
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    publisher = Publisher(live)
+    refresher = Refresher(machines=args.machines, details=args.session_info)
+    settings = Settings(args.debounce, args.resync, args.machines)
+    agent = Agent(
+        settings,
+        refresher,
+        collector,
+        registry,
+        publisher,
+        notify=sdlogin.notify,
+        watchdog_usec=sdlogin.watchdog_usec(),
+    )
+    if args.once:
+        agent.refresh("startup", Changes(everything=True))
+        sys.stdout.buffer.write(publisher.exposition(openmetrics=False))
+        sys.stdout.flush()
+        agent.close()
+        return 0
+    sockets = _systemd_sockets() if args.systemd_socket else bind_listen_addresses(args.listen)
+    server = WebServer(
+        sockets,
+        publisher,
+        telemetry_path=args.telemetry_path,
+        config=config,
+        landing_page=landing_page(__version__, args.telemetry_path, _flags_in_force(args)),
+    )
+    agent.install_signal_handlers()
+    agent.start()
+    server.start()
+    addresses = ", ".join(f"{host}:{port}" for host, port in server.addresses)
+    log.info("listening", extra={"address": addresses, "version": __version__})
+    sdlogin.notify("READY=1")
+    try:
+        agent.run()
+    finally:
+        sdlogin.notify("STOPPING=1")
+        server.shutdown()
+        agent.close()
+    log.info("stopped")
+    return 0

@@ -1,0 +1,409 @@
+"""Metric families from the newest snapshot, rendered once per refresh.
+
+Counters and the session-duration histogram accumulate from the difference between consecutive
+snapshots (:meth:`Totals.observe`). :func:`render` turns a snapshot plus totals into exposition
+bytes; a scrape only reads those bytes (see :class:`Publisher`), so it never calls libsystemd.
+"""
+
+from __future__ import annotations
+
+import bisect
+import gzip as gz
+import re
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.registry import Collector
+
+from login_exporter import __version__
+from login_exporter.state import Difference, Seat, Snapshot
+
+_LABEL_VALUE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+USER_STATES = ("offline", "lingering", "online", "active", "closing")
+DURATION_BUCKETS = (
+    1.0, 10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0,
+    259200.0, 604800.0,
+)  # fmt: skip
+REFRESH_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+)  # fmt: skip
+REFRESH_REASONS = ("startup", "event", "resync")
+ERROR_KINDS = ("list", "monitor", "read")
+
+
+def label_value(value: str | None) -> str:
+    """Return ``value`` when it looks like a logind enum value, else "other" (never frozen)."""
+    return value if value is not None and _LABEL_VALUE.fullmatch(value) else "other"
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Which optional collectors are on (flags --[no-]collector.*)."""
+
+    machines: bool = True
+    machine_info: bool = True
+    session_info: bool = False
+
+
+@dataclass
+class Histogram:
+    """Cumulative histogram data: per-bucket counts (last is +Inf), sum."""
+
+    bounds: Sequence[float]
+    counts: list[int] = field(default_factory=list)
+    total: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.counts:
+            self.counts = [0] * (len(self.bounds) + 1)
+
+    def observe(self, value: float) -> None:
+        """Add one observation."""
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        """Return cumulative (le, count) pairs ending with +Inf."""
+        result, running = [], 0
+        for bound, count in zip([*map(repr, self.bounds), "+Inf"], self.counts, strict=True):
+            running += count
+            result.append((bound, float(running)))
+        return result
+
+
+SessionKey = tuple[str, str, str, str]  # seat, remote, type, class
+
+
+def session_key(seat: str, remote: bool, type: str | None, klass: str | None) -> SessionKey:
+    """Return the (seat, remote, type, class) label values of a session."""
+    return (seat, _flag(remote), label_value(type), label_value(klass))
+
+
+@dataclass
+class Totals:
+    """Everything cumulative since the exporter started. Only the agent thread mutates it."""
+
+    session_starts: Counter[SessionKey] = field(default_factory=Counter)
+    session_ends: Counter[SessionKey] = field(default_factory=Counter)
+    durations: dict[tuple[str, str, str], Histogram] = field(default_factory=dict)
+    machine_starts: Counter[str] = field(default_factory=Counter)
+    machine_stops: Counter[str] = field(default_factory=Counter)
+    refreshes: Counter[str] = field(default_factory=Counter)
+    refresh_duration: Histogram = field(default_factory=lambda: Histogram(REFRESH_BUCKETS))
+    wakeups: int = 0
+    read_races: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+
+    def observe(self, change: Difference, now: float) -> None:
+        """Count the sessions and machines that started and ended in ``change``."""
+        for session in change.started:
+            self.session_starts[
+                session_key(session.seat, session.remote, session.type, session.klass)
+            ] += 1
+        for session in change.ended:
+            key = session_key(session.seat, session.remote, session.type, session.klass)
+            self.session_ends[key] += 1
+            histogram = self.durations.setdefault(key[1:], Histogram(DURATION_BUCKETS))
+            histogram.observe(max(0.0, now - session.started))
+        for machine in change.machines_started:
+            self.machine_starts[label_value(machine.klass)] += 1
+        for machine in change.machines_stopped:
+            self.machine_stops[label_value(machine.klass)] += 1
+
+
+class _Sticky:
+    """Remembers every label set a gauge family ever had, so vanished ones export 0."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, set[tuple[str, ...]]] = {}
+
+    def fill(self, name: str, values: dict[tuple[str, ...], float]) -> dict[tuple[str, ...], float]:
+        seen = self._seen.setdefault(name, set())
+        seen.update(values)
+        return {labels: values.get(labels, 0.0) for labels in sorted(seen)}
+
+
+def _gauge(
+    name: str, doc: str, labels: Sequence[str], values: dict[tuple[str, ...], float]
+) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, doc, labels=labels)
+    for label_values, value in values.items():
+        family.add_metric(label_values, value)
+    return family
+
+
+def _counter(
+    name: str, doc: str, labels: Sequence[str], values: dict[tuple[str, ...], float]
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, doc, labels=labels)
+    for label_values, value in values.items():
+        family.add_metric(label_values, value)
+    return family
+
+
+class LogindCollector(Collector):
+    """Yields the logind_* families for the snapshot and totals last given to :meth:`update`."""
+
+    def __init__(self, options: Options, libsystemd_version: str, start_time_known: bool) -> None:
+        self._options = options
+        self._sticky = _Sticky()
+        self._families: list[Metric] = []
+        self._build_info = (__version__, sys.version.split()[0], libsystemd_version)
+        self._start_source = (
+            "sd_session_get_start_time" if start_time_known else "the exporter's first sight of the"
+            " session (libsystemd older than 254 has no sd_session_get_start_time)"
+        )
+
+    def update(self, snapshot: Snapshot, totals: Totals) -> None:
+        """Compute the families for ``snapshot`` (called by the agent after each refresh)."""
+        self._families = list(self._build(snapshot, totals))
+
+    def collect(self) -> Iterable[Metric]:
+        """Return the families computed by the last update()."""
+        return self._families
+
+    def _build(self, snapshot: Snapshot, totals: Totals) -> Iterator[Metric]:
+        sticky, options = self._sticky, self._options
+        yield _gauge(
+            "logind_up",
+            "1 when logind's state is readable (seat0 exists), 0 otherwise.",
+            [],
+            {(): 1.0 if snapshot.logind_up else 0.0},
+        )
+        by_attrs: Counter[tuple[str, ...]] = Counter()
+        for s in snapshot.sessions.values():
+            by_attrs[(*session_key(s.seat, s.remote, s.type, s.klass), label_value(s.state))] += 1
+        yield _gauge(
+            "logind_sessions",
+            "Login sessions by seat, remote, type, class and state.",
+            ["seat", "remote", "type", "class", "state"],
+            sticky.fill("logind_sessions", dict(by_attrs)),
+        )
+        yield from self._seats(snapshot)
+        users: dict[tuple[str, ...], float] = {(state,): 0.0 for state in USER_STATES}
+        for user in snapshot.users.values():
+            users[(label_value(user.state),)] = users.get((label_value(user.state),), 0.0) + 1
+        yield _gauge(
+            "logind_users",
+            "Users (uids with login state) by sd_uid_get_state.",
+            ["state"],
+            sticky.fill("logind_users", users),
+        )
+        if options.machines:
+            yield from self._machines(snapshot, totals)
+        yield from self._session_counters(totals)
+        if options.session_info:
+            yield self._session_info(snapshot)
+        yield from self._self_metrics(snapshot, totals)
+
+    def _seats(self, snapshot: Snapshot) -> Iterator[Metric]:
+        per_seat: list[tuple[str, str, Callable[[Seat], float]]] = [
+            ("logind_seat_present", "1 while the seat exists, 0 after it has gone.",
+             lambda s: 1.0),
+            ("logind_seat_sessions", "Sessions attached to the seat.", lambda s: float(s.sessions)),
+            ("logind_seat_active_session", "1 if the seat has an active (foreground) session.",
+             lambda s: float(s.active_session is not None)),
+            ("logind_seat_can_graphical", "1 if the seat can show graphics.",
+             lambda s: float(s.can_graphical)),
+            ("logind_seat_can_tty", "1 if the seat has text consoles (sd_seat_can_tty).",
+             lambda s: float(s.can_tty)),
+            ("logind_seat_can_multi_session",
+             "1 if the seat can hold several sessions (sd_seat_can_multi_session).",
+             lambda s: float(s.can_multi_session)),
+        ]  # fmt: skip
+        for name, doc, value in per_seat:
+            values: dict[tuple[str, ...], float] = {
+                (seat.name,): value(seat) for seat in snapshot.seats.values()
+            }
+            yield _gauge(name, doc, ["seat"], self._sticky.fill(name, values))
+
+    def _machines(self, snapshot: Snapshot, totals: Totals) -> Iterator[Metric]:
+        by_class: Counter[tuple[str, ...]] = Counter(
+            (label_value(m.klass),) for m in snapshot.machines.values()
+        )
+        yield _gauge(
+            "logind_machines",
+            "Running machines (VMs and containers registered with machined) by class.",
+            ["class"],
+            self._sticky.fill("logind_machines", {k: float(v) for k, v in by_class.items()}),
+        )
+        if self._options.machine_info:
+            info: dict[tuple[str, ...], float] = {
+                (m.name, label_value(m.klass)): 1.0 for m in snapshot.machines.values()
+            }
+            yield _gauge(
+                "logind_machine_info",
+                "1 per running machine.",
+                ["machine", "class"],
+                self._sticky.fill("logind_machine_info", info),
+            )
+        for name, doc, counts in (
+            ("logind_machine_starts", "Machines that appeared.", totals.machine_starts),
+            ("logind_machine_stops", "Machines that went away.", totals.machine_stops),
+        ):
+            yield _counter(name, doc, ["class"], {(k,): float(v) for k, v in counts.items()})
+
+    def _session_counters(self, totals: Totals) -> Iterator[Metric]:
+        labels = ["seat", "remote", "type", "class"]
+        yield _counter(
+            "logind_session_starts",
+            "Sessions that appeared since the exporter started (those present at start-up are "
+            "not counted).",
+            labels,
+            {k: float(v) for k, v in totals.session_starts.items()},
+        )
+        yield _counter(
+            "logind_session_ends",
+            "Sessions that went away since the exporter started.",
+            labels,
+            {k: float(v) for k, v in totals.session_ends.items()},
+        )
+        family = HistogramMetricFamily(
+            "logind_session_duration_seconds",
+            f"Lifetime of each ended session; its start is taken from {self._start_source}.",
+            labels=["remote", "type", "class"],
+        )
+        for key, histogram in sorted(totals.durations.items()):
+            family.add_metric(list(key), histogram.buckets(), histogram.total)
+        yield family
+
+    def _session_info(self, snapshot: Snapshot) -> Metric:
+        family = GaugeMetricFamily(
+            "logind_session_info",
+            "1 per session with identifying labels (opt-in: --collector.session-info).",
+            labels=[
+                "session", "uid", "user", "seat", "type", "class", "state", "remote",
+                "remote_host", "service", "tty", "desktop",
+            ],
+        )  # fmt: skip
+        for s in snapshot.sessions.values():
+            family.add_metric(
+                [
+                    s.id, str(s.uid), s.user or "", s.seat, label_value(s.type),
+                    label_value(s.klass), label_value(s.state), _flag(s.remote),
+                    s.remote_host or "", s.service or "", s.tty or "", s.desktop or "",
+                ],
+                1.0,
+            )  # fmt: skip
+        return family
+
+    def _self_metrics(self, snapshot: Snapshot, totals: Totals) -> Iterator[Metric]:
+        yield _gauge(
+            "logind_exporter_build_info",
+            "Version of the exporter, Python and libsystemd (newest LIBSYSTEMD_ symbol version).",
+            ["version", "python_version", "libsystemd_version"],
+            {self._build_info: 1.0},
+        )
+        yield _counter(
+            "logind_exporter_refreshes",
+            "Snapshot recomputations by reason.",
+            ["reason"],
+            {(r,): float(totals.refreshes[r]) for r in REFRESH_REASONS},
+        )
+        yield _counter(
+            "logind_exporter_monitor_wakeups",
+            "Wake-ups of the sd-login monitor fds.",
+            [],
+            {(): float(totals.wakeups)},
+        )
+        family = HistogramMetricFamily(
+            "logind_exporter_refresh_duration_seconds",
+            "Time to read logind state and build a snapshot.",
+        )
+        family.add_metric([], totals.refresh_duration.buckets(), totals.refresh_duration.total)
+        yield family
+        yield _gauge(
+            "logind_exporter_last_refresh_timestamp_seconds",
+            "Wall-clock time of the newest snapshot.",
+            [],
+            {(): snapshot.taken_at},
+        )
+        yield _counter(
+            "logind_exporter_read_races",
+            "Objects that vanished between listing and reading (normal, not an error).",
+            [],
+            {(): float(totals.read_races)},
+        )
+        yield _counter(
+            "logind_exporter_errors",
+            "Failures by kind: list (listing objects failed), read (a state file could not be "
+            "parsed), monitor (an sd-login monitor was lost).",
+            ["kind"],
+            {(k,): float(totals.errors[k]) for k in sorted({*ERROR_KINDS, *totals.errors})},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Exposition:
+    """One rendering of the logind families in both formats (OpenMetrics without ``# EOF``)."""
+
+    text: bytes
+    openmetrics: bytes
+    text_gzip: bytes
+    openmetrics_gzip: bytes
+
+
+def _openmetrics(registry: CollectorRegistry) -> bytes:
+    result: bytes = generate_openmetrics(registry)  # type: ignore[no-untyped-call]
+    return result
+
+
+def render(registry: CollectorRegistry) -> Exposition:
+    """Render ``registry`` in the text and OpenMetrics formats, plain and gzipped."""
+    text = generate_latest(registry)
+    openmetrics = _openmetrics(registry).removesuffix(b"# EOF\n")
+    return Exposition(
+        text, openmetrics, gz.compress(text, 1, mtime=0), gz.compress(openmetrics, 1, mtime=0)
+    )
+
+
+_EOF = b"# EOF\n"
+
+
+class Publisher:
+    """The web server's source: the newest pre-rendered exposition plus, rendered per scrape,
+    the cheap process/python collectors (their values change between refreshes)."""
+
+    def __init__(self, live: CollectorRegistry | None) -> None:
+        self._current: Exposition | None = None
+        self._live = live
+
+    def publish(self, exposition: Exposition) -> None:
+        """Make ``exposition`` what scrapes see (one reference swap: no lock needed)."""
+        self._current = exposition
+
+    def ready(self) -> bool:
+        """Whether the first snapshot has been published."""
+        return self._current is not None
+
+    def exposition(self, openmetrics: bool, gzip: bool = False) -> bytes:
+        """Return the bytes of one scrape. Raises LookupError before the first publish."""
+        current = self._current
+        if current is None:
+            raise LookupError("no snapshot yet")
+        if openmetrics:
+            live = _openmetrics(self._live) if self._live else _EOF
+            if gzip:
+                # Concatenated gzip members are one valid gzip stream (RFC 1952).
+                return current.openmetrics_gzip + gz.compress(live, 1, mtime=0)
+            return current.openmetrics + live
+        if self._live is None:
+            return current.text_gzip if gzip else current.text
+        live = generate_latest(self._live)
+        if gzip:
+            return current.text_gzip + gz.compress(live, 1, mtime=0)
+        return current.text + live

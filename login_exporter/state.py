@@ -1,0 +1,366 @@
+"""Logind's state as immutable snapshots, and what changed between two of them.
+
+A :class:`Refresher` turns sd-login into one :class:`Snapshot`. Session ids are never reused
+while the machine is up (sd-login(3)), so what never changes for a session (uid, seat, type,
+class, remote, service, ...) is cached by id and only state and active are read again. When the
+caller knows which objects changed (the monitor's inotify events name the file renamed into
+place or deleted), only those are read; everything else is carried over from the previous
+snapshot, so such a refresh costs O(changes) plus one directory listing per kind.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import pwd
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TypeVar
+
+from login_exporter import sdlogin
+
+# Errnos that mean "the object went away between listing and reading": a race, not an error.
+VANISHED = frozenset({errno.ENXIO, errno.ENOENT})
+SEAT0 = "seat0"
+log = logging.getLogger("login_exporter.state")
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """One login session. ``seat`` is "" when seatless; None: libsystemd had no data."""
+
+    id: str
+    uid: int
+    seat: str
+    type: str | None
+    klass: str | None
+    remote: bool
+    service: str | None
+    state: str | None
+    active: bool
+    start_time: float | None  # from libsystemd (v254+), seconds since the epoch
+    first_seen: float  # wall-clock time this process first saw the session
+    user: str | None = None
+    remote_host: str | None = None
+    tty: str | None = None
+    desktop: str | None = None
+
+    @property
+    def started(self) -> float:
+        """Best known start: libsystemd's start time, else first sight."""
+        return self.start_time if self.start_time is not None else self.first_seen
+
+
+@dataclass(frozen=True, slots=True)
+class Seat:
+    """One seat and what it can do."""
+
+    name: str
+    active_session: str | None
+    sessions: int
+    can_graphical: bool
+    can_tty: bool
+    can_multi_session: bool
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A uid with login state."""
+
+    uid: int
+    state: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Machine:
+    """A running VM or container registered with machined."""
+
+    name: str
+    klass: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything sd-login said at one moment. ``logind_up`` is whether seat0 exists."""
+
+    logind_up: bool
+    sessions: Mapping[str, Session]
+    seats: Mapping[str, Seat]
+    users: Mapping[int, User]
+    machines: Mapping[str, Machine]
+    taken_at: float
+    read_races: int = 0
+    read_errors: Mapping[str, int] = field(default_factory=dict)
+
+
+EMPTY = Snapshot(False, {}, {}, {}, {}, 0.0)
+
+
+@dataclass
+class Changes:
+    """Names of objects whose state files were renamed into place or deleted, per kind.
+
+    ``everything`` means the names are unknown (start-up, resync, inotify overflow): read all.
+    """
+
+    everything: bool = False
+    sessions: set[str] = field(default_factory=set)
+    seats: set[str] = field(default_factory=set)
+    users: set[int] = field(default_factory=set)
+    machines: set[str] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return self.everything or bool(self.sessions or self.seats or self.users or self.machines)
+
+    def merge(self, other: Changes) -> None:
+        """Add other's names (and its everything flag) to these."""
+        self.everything |= other.everything
+        self.sessions |= other.sessions
+        self.seats |= other.seats
+        self.users |= other.users
+        self.machines |= other.machines
+
+
+@dataclass(frozen=True, slots=True)
+class _SessionStatic:
+    uid: int
+    seat: str
+    type: str | None
+    klass: str | None
+    remote: bool
+    service: str | None
+    start_time: float | None
+    user: str | None
+    remote_host: str | None
+    tty: str | None
+    desktop: str | None
+
+
+class _Tally:
+    """Counts races and errors of one refresh."""
+
+    def __init__(self) -> None:
+        self.races = 0
+        self.errors: dict[str, int] = {}
+
+    def failed(self, exc: OSError) -> None:
+        if exc.errno in VANISHED:
+            self.races += 1
+        else:
+            self.errors["read"] = self.errors.get("read", 0) + 1
+            log.debug("unreadable state file: %s", exc)
+
+
+def _user_name(uid: int) -> str | None:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
+
+
+class Refresher:
+    """Builds snapshots from libsystemd, reusing what it already knows.
+
+    ``details`` also reads user name, remote host, tty and desktop (for the opt-in session info).
+    """
+
+    def __init__(
+        self,
+        *,
+        machines: bool = True,
+        details: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._machines = machines
+        self._details = details
+        self._clock = clock
+        self._static: dict[str, _SessionStatic] = {}
+        self._has_start_time: bool | None = None
+        self._has_username: bool | None = None
+
+    def refresh(self, previous: Snapshot, changes: Changes) -> Snapshot:
+        """Return a new snapshot; objects not named in ``changes`` are carried over from
+        ``previous`` unless ``changes.everything``.
+
+        Vanished objects are skipped and counted as races; unreadable ones are skipped and
+        counted as errors. Raises OSError only when a listing itself fails.
+        """
+        now = self._clock()
+        tally = _Tally()
+        names = sdlogin.sessions()
+        sessions = self._sessions(names, previous, changes, now, tally)
+        seat_names = sdlogin.seats()
+        seats = _refresh_each(
+            seat_names, previous.seats, changes.seats, changes.everything, _read_seat, tally
+        )
+        users = _refresh_each(
+            sdlogin.uids(), previous.users, changes.users, changes.everything, _read_user, tally
+        )
+        machines: dict[str, Machine] = {}
+        if self._machines:
+            machines = _refresh_each(
+                sdlogin.machine_names(),
+                previous.machines,
+                changes.machines,
+                changes.everything,
+                _read_machine,
+                tally,
+            )
+        return Snapshot(
+            logind_up=SEAT0 in seat_names,
+            sessions=MappingProxyType(sessions),
+            seats=MappingProxyType(seats),
+            users=MappingProxyType(users),
+            machines=MappingProxyType(machines),
+            taken_at=now,
+            read_races=tally.races,
+            read_errors=MappingProxyType(tally.errors),
+        )
+
+    def _sessions(
+        self,
+        names: list[str],
+        previous: Snapshot,
+        changes: Changes,
+        now: float,
+        tally: _Tally,
+    ) -> dict[str, Session]:
+        result: dict[str, Session] = {}
+        for name in names:
+            if not changes.everything and name not in changes.sessions:
+                known = previous.sessions.get(name)
+                if known is not None:
+                    result[name] = known
+                    continue
+            elif name in changes.sessions:
+                # logind rewrote the file: anything in it may have changed (SetType, SetClass).
+                self._static.pop(name, None)
+            try:
+                result[name] = self._read_session(name, previous.sessions.get(name), now)
+            except OSError as exc:
+                tally.failed(exc)
+        for gone in self._static.keys() - result.keys():
+            del self._static[gone]
+        return result
+
+    def _read_session(self, name: str, known: Session | None, now: float) -> Session:
+        static = self._static.get(name)
+        if static is None:
+            static = self._read_static(name)
+            self._static[name] = static
+        # The static part was read first: if the session vanished since, these raise ENXIO.
+        state = sdlogin.session_get_state(name)
+        active = sdlogin.session_is_active(name)
+        return Session(
+            id=name,
+            uid=static.uid,
+            seat=static.seat,
+            type=static.type,
+            klass=static.klass,
+            remote=static.remote,
+            service=static.service,
+            state=state,
+            active=active,
+            start_time=static.start_time,
+            first_seen=known.first_seen if known is not None else now,
+            user=static.user,
+            remote_host=static.remote_host,
+            tty=static.tty,
+            desktop=static.desktop,
+        )
+
+    def _read_static(self, name: str) -> _SessionStatic:
+        if self._has_start_time is None:
+            caps = sdlogin.capabilities()
+            self._has_start_time = caps["sd_session_get_start_time"]
+            self._has_username = caps["sd_session_get_username"]
+        uid = sdlogin.session_get_uid(name)
+        details = self._details
+        user: str | None = None
+        if details:
+            user = (
+                sdlogin.session_get_username(name) if self._has_username else _user_name(uid)
+            )
+        return _SessionStatic(
+            uid=uid,
+            seat=sdlogin.session_get_seat(name) or "",
+            type=sdlogin.session_get_type(name),
+            klass=sdlogin.session_get_class(name),
+            remote=sdlogin.session_is_remote(name),
+            service=sdlogin.session_get_service(name),
+            start_time=sdlogin.session_get_start_time(name) if self._has_start_time else None,
+            user=user,
+            remote_host=sdlogin.session_get_remote_host(name) if details else None,
+            tty=sdlogin.session_get_tty(name) if details else None,
+            desktop=sdlogin.session_get_desktop(name) if details else None,
+        )
+
+
+def _refresh_each(
+    names: Iterable[K],
+    previous: Mapping[K, V],
+    changed: set[K],
+    everything: bool,
+    read: Callable[[K], V],
+    tally: _Tally,
+) -> dict[K, V]:
+    result: dict[K, V] = {}
+    for name in names:
+        known = None if everything or name in changed else previous.get(name)
+        if known is not None:
+            result[name] = known
+            continue
+        try:
+            result[name] = read(name)
+        except OSError as exc:
+            tally.failed(exc)
+    return result
+
+
+def _read_seat(name: str) -> Seat:
+    active, _ = sdlogin.seat_get_active(name)
+    return Seat(
+        name=name,
+        active_session=active,
+        sessions=len(sdlogin.seat_get_sessions(name)),
+        can_graphical=sdlogin.seat_can_graphical(name),
+        can_tty=sdlogin.seat_can_tty(name),
+        can_multi_session=sdlogin.seat_can_multi_session(name),
+    )
+
+
+def _read_user(uid: int) -> User:
+    return User(uid=uid, state=sdlogin.uid_get_state(uid))
+
+
+def _read_machine(name: str) -> Machine:
+    return Machine(name=name, klass=sdlogin.machine_get_class(name))
+
+
+# -- differences between snapshots ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """What appeared and disappeared between two consecutive snapshots."""
+
+    started: tuple[Session, ...]
+    ended: tuple[Session, ...]
+    machines_started: tuple[Machine, ...]
+    machines_stopped: tuple[Machine, ...]
+
+
+def difference(before: Snapshot, after: Snapshot) -> Difference:
+    """Return the sessions and machines that appeared in or vanished from ``after``."""
+    return Difference(
+        started=tuple(s for k, s in after.sessions.items() if k not in before.sessions),
+        ended=tuple(s for k, s in before.sessions.items() if k not in after.sessions),
+        machines_started=tuple(m for k, m in after.machines.items() if k not in before.machines),
+        machines_stopped=tuple(m for k, m in before.machines.items() if k not in after.machines),
+    )
+

@@ -1,0 +1,139 @@
+"""One sd-login monitor per category, and the names its inotify events carry.
+
+sd_login_monitor_new(3) gives an inotify fd watching one state directory for IN_MOVED_TO |
+IN_DELETE. Reading the events (instead of only flushing) tells which session, seat, user or
+machine file was renamed into place or deleted, so a refresh can read just those. Anything
+unexpected (queue overflow, a watch removed, bytes that do not parse) asks for a full re-read:
+correctness never depends on the names.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import struct
+from collections.abc import Iterable
+
+from login_exporter import sdlogin
+from login_exporter.state import Changes
+
+# Monitor category -> directory under /run/systemd.
+CATEGORIES = {"session": "sessions", "seat": "seats", "uid": "users", "machine": "machines"}
+
+IN_MOVED_TO = 0x80
+IN_DELETE = 0x200
+IN_UNMOUNT = 0x2000
+IN_Q_OVERFLOW = 0x4000
+IN_IGNORED = 0x8000
+_EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then len bytes of NUL-padded name
+
+
+def parse_events(data: bytes) -> list[tuple[int, str]]:
+    """Return (mask, name) for each inotify event in ``data``.
+
+    Raises ValueError when the bytes are not a whole number of inotify events.
+    """
+    events, offset = [], 0
+    while offset < len(data):
+        if offset + _EVENT.size > len(data):
+            raise ValueError("truncated inotify event header")
+        _wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
+        offset += _EVENT.size
+        if offset + length > len(data):
+            raise ValueError("truncated inotify event name")
+        name = data[offset : offset + length].split(b"\0", 1)[0]
+        offset += length
+        events.append((mask, name.decode("utf-8", "surrogateescape")))
+    return events
+
+
+def changes_from_events(category: str, events: Iterable[tuple[int, str]]) -> tuple[Changes, bool]:
+    """Return the objects named by ``events`` of one category, and whether the watch is dead
+    (IN_IGNORED / IN_UNMOUNT: the directory went away and the monitor must be re-created)."""
+    changes, dead = Changes(), False
+    for mask, name in events:
+        if mask & (IN_IGNORED | IN_UNMOUNT):
+            dead = True
+            changes.everything = True
+        if mask & IN_Q_OVERFLOW:
+            changes.everything = True
+        if not mask & (IN_MOVED_TO | IN_DELETE) or not name or name.startswith("."):
+            continue  # temporary files logind renames from, and their clean-up
+        if category == "session" and "." not in name:  # skips the sessions' *.ref FIFOs
+            changes.sessions.add(name)
+        elif category == "seat":
+            changes.seats.add(name)
+        elif category == "uid" and name.isdigit():
+            changes.users.add(int(name))
+        elif category == "machine" and not name.startswith("unit:"):
+            changes.machines.add(name)
+    return changes, dead
+
+
+class Watcher:
+    """The monitors of the wanted categories; each is opened independently and may be missing
+    (its directory does not exist yet: logind or machined not running)."""
+
+    def __init__(self, categories: Iterable[str]) -> None:
+        self.categories = tuple(categories)
+        self.monitors: dict[str, sdlogin.Monitor] = {}
+
+    @property
+    def complete(self) -> bool:
+        """Whether every wanted monitor is open."""
+        return len(self.monitors) == len(self.categories)
+
+    def open_missing(self) -> list[tuple[str, OSError]]:
+        """Try to open every monitor not open yet. Returns the failures (category, error)."""
+        failures = []
+        for category in self.categories:
+            if category not in self.monitors:
+                try:
+                    self.monitors[category] = sdlogin.Monitor(category)
+                except OSError as exc:
+                    failures.append((category, exc))
+        return failures
+
+    def fds(self) -> dict[int, str]:
+        """Return fd -> category of the open monitors."""
+        return {monitor.fileno(): category for category, monitor in self.monitors.items()}
+
+    def drain(self, category: str) -> Changes:
+        """Read every pending event of one monitor, flush it, and return what they name.
+
+        A watch that died is closed (re-open it with open_missing()). Raises nothing: an
+        unreadable fd yields ``Changes(everything=True)``.
+        """
+        monitor = self.monitors.get(category)
+        if monitor is None:
+            return Changes(everything=True)
+        data = bytearray()
+        try:
+            fd = monitor.fileno()
+            while True:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                data += chunk
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            if exc.errno != errno.EAGAIN:
+                self.close(category)
+                return Changes(everything=True)
+        try:
+            changes, dead = changes_from_events(category, parse_events(bytes(data)))
+        except ValueError:
+            changes, dead = Changes(everything=True), False
+        if dead:
+            self.close(category)
+        else:
+            monitor.flush()
+        return changes
+
+    def close(self, category: str | None = None) -> None:
+        """Close one monitor, or all of them."""
+        for name in [category] if category else list(self.monitors):
+            monitor = self.monitors.pop(name, None)
+            if monitor is not None:
+                monitor.close()
