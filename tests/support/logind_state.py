@@ -36,7 +36,9 @@ class LogindState:
 
     # -- low level ---------------------------------------------------------------------------
 
-    def write_raw(self, category: str, name: str, text: str | bytes, *, plain: bool = False) -> Path:
+    def write_raw(
+        self, category: str, name: str, text: str | bytes, *, plain: bool = False
+    ) -> Path:
         """Write ``text`` as ``category/name``; atomically via rename unless ``plain``.
 
         Returns the final path.
@@ -238,7 +240,7 @@ class LogindState:
         monotonic: int = 2_573_567_869,
         plain: bool = False,
     ) -> Path:
-        """Write machines/NAME and its ``unit:<scope>`` symlink as machined does. Returns the path."""
+        """Write machines/NAME and its ``unit:<scope>`` symlink as machined does; return the path."""
         scope = scope or f"{name}-leader.service"
         path = self.write_fields(
             "machines",
