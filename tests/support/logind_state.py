@@ -240,7 +240,7 @@ class LogindState:
         monotonic: int = 2_573_567_869,
         plain: bool = False,
     ) -> Path:
-        """Write machines/NAME and its ``unit:<scope>`` symlink as machined does; return the path."""
+        """Write machines/NAME and its ``unit:<scope>`` symlink (as machined does)."""
         scope = scope or f"{name}-leader.service"
         path = self.write_fields(
             "machines",
