@@ -17,9 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
-from prometheus_client import CollectorRegistry
-
-from login_exporter.collector import LogindCollector, Publisher, Totals, render
+from login_exporter.collector import Exposition, LogindCollector, Publisher, Totals
 from login_exporter.state import EMPTY, Changes, Refresher, Snapshot, difference
 from login_exporter.watch import Watcher
 
@@ -46,7 +44,6 @@ class Agent:
         settings: Settings,
         refresher: Refresher,
         collector: LogindCollector,
-        registry: CollectorRegistry,
         publisher: Publisher,
         notify: Callable[[str], bool] = lambda state: False,
         watchdog_usec: int | None = None,
@@ -56,7 +53,6 @@ class Agent:
         self.snapshot: Snapshot = EMPTY
         self._refresher = refresher
         self._collector = collector
-        self._registry = registry
         self._publisher = publisher
         self._notify = notify
         self._watchdog = watchdog_usec / 2_000_000 if watchdog_usec else None
@@ -105,7 +101,7 @@ class Agent:
         self.snapshot = snapshot
         totals.refresh_duration.observe(time.perf_counter() - started)
         self._collector.update(snapshot, totals)
-        self._publisher.publish(render(self._registry))
+        self._publisher.publish(Exposition(self._collector.collect()))
         log.debug(
             "refreshed",
             extra={

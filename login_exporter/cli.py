@@ -160,8 +160,6 @@ def _run(args: argparse.Namespace, config: WebConfig) -> int:
         libsystemd_version=sdlogin.abi_version(),
         start_time_known=sdlogin.capabilities()["sd_session_get_start_time"],
     )
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
     publisher = Publisher(live)
     refresher = Refresher(machines=args.machines, details=args.session_info)
     settings = Settings(args.debounce, args.resync, args.machines)
@@ -169,7 +167,6 @@ def _run(args: argparse.Namespace, config: WebConfig) -> int:
         settings,
         refresher,
         collector,
-        registry,
         publisher,
         notify=sdlogin.notify,
         watchdog_usec=sdlogin.watchdog_usec(),

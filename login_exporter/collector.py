@@ -11,6 +11,7 @@ import bisect
 import gzip as gz
 import re
 import sys
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -347,36 +348,62 @@ class LogindCollector(Collector):
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Exposition:
-    """One rendering of the logind families in both formats (OpenMetrics without ``# EOF``)."""
+class _Families:
+    """A fixed list of families, shaped like a registry for prometheus_client's renderers."""
 
-    text: bytes
-    openmetrics: bytes
-    text_gzip: bytes
-    openmetrics_gzip: bytes
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self._families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
 
 
-def _openmetrics(registry: CollectorRegistry) -> bytes:
+def _openmetrics(registry: CollectorRegistry | _Families) -> bytes:
     result: bytes = generate_openmetrics(registry)  # type: ignore[no-untyped-call]
     return result
-
-
-def render(registry: CollectorRegistry) -> Exposition:
-    """Render ``registry`` in the text and OpenMetrics formats, plain and gzipped."""
-    text = generate_latest(registry)
-    openmetrics = _openmetrics(registry).removesuffix(b"# EOF\n")
-    return Exposition(
-        text, openmetrics, gz.compress(text, 1, mtime=0), gz.compress(openmetrics, 1, mtime=0)
-    )
 
 
 _EOF = b"# EOF\n"
 
 
+class Exposition:
+    """The logind families of one snapshot, rendered on demand once per format and cached.
+
+    The text format is rendered at construction (in the agent thread); OpenMetrics and the
+    gzipped forms on first request, so a refresh does not pay for formats nobody scrapes.
+    OpenMetrics bytes exclude the final ``# EOF`` (the live part follows them).
+    """
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self._families = _Families(families)
+        self._lock = threading.Lock()
+        self._rendered: dict[tuple[bool, bool], bytes] = {
+            (False, False): generate_latest(self._families)
+        }
+
+    def get(self, openmetrics: bool, gzip: bool) -> bytes:
+        """Return the rendering in one format (thread-safe; each format is rendered once)."""
+        key = (openmetrics, gzip)
+        data = self._rendered.get(key)
+        if data is None:
+            with self._lock:
+                data = self._rendered.get(key)
+                if data is None:
+                    if gzip:
+                        plain = self._rendered.get((openmetrics, False))
+                        if plain is None:
+                            plain = _openmetrics(self._families).removesuffix(_EOF)
+                            self._rendered[(openmetrics, False)] = plain
+                        data = gz.compress(plain, 1, mtime=0)
+                    else:
+                        data = _openmetrics(self._families).removesuffix(_EOF)
+                    self._rendered[key] = data
+        return data
+
+
 class Publisher:
-    """The web server's source: the newest pre-rendered exposition plus, rendered per scrape,
-    the cheap process/python collectors (their values change between refreshes)."""
+    """The web server's source: the newest exposition plus, rendered per scrape, the cheap
+    process/python collectors (their values change between refreshes)."""
 
     def __init__(self, live: CollectorRegistry | None) -> None:
         self._current: Exposition | None = None
@@ -395,15 +422,12 @@ class Publisher:
         current = self._current
         if current is None:
             raise LookupError("no snapshot yet")
+        static = current.get(openmetrics, gzip)
         if openmetrics:
             live = _openmetrics(self._live) if self._live else _EOF
-            if gzip:
-                # Concatenated gzip members are one valid gzip stream (RFC 1952).
-                return current.openmetrics_gzip + gz.compress(live, 1, mtime=0)
-            return current.openmetrics + live
-        if self._live is None:
-            return current.text_gzip if gzip else current.text
-        live = generate_latest(self._live)
-        if gzip:
-            return current.text_gzip + gz.compress(live, 1, mtime=0)
-        return current.text + live
+        elif self._live is not None:
+            live = generate_latest(self._live)
+        else:
+            return static
+        # Concatenated gzip members are one valid gzip stream (RFC 1952).
+        return static + (gz.compress(live, 1, mtime=0) if gzip else live)
