@@ -1,0 +1,89 @@
+"""Read panel queries out of the committed dashboard JSON (grafana/login-exporter.json)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+GENERATOR = REPO / "grafana" / "dashboard.py"
+DASHBOARD = REPO / "grafana" / "login-exporter.json"
+
+# Metric names the dashboard queries; each occurrence must carry both template filters.
+METRIC = re.compile(r"\b(?:logind_\w+|process_\w+|up)\b")
+STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+REQUIRED_MATCHERS = ('job=~"$job"', 'instance=~"$instance"')
+LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.*),\s*(?P<label>[a-zA-Z_]\w*)\)$")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One panel query: where it is and what it asks."""
+
+    panel: str
+    ref: str
+    expr: str
+    instant: bool
+
+    def __str__(self) -> str:
+        return f"panel {self.panel!r} target {self.ref}: {self.expr}"
+
+
+def load(path: Path = DASHBOARD) -> dict[str, Any]:
+    """Return the dashboard JSON as a dict. Raises OSError or ValueError."""
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def targets(dashboard: dict[str, Any]) -> list[Target]:
+    """Return every Prometheus target of every panel (rows' nested panels included)."""
+    found: list[Target] = []
+    panels: list[dict[str, Any]] = list(dashboard.get("panels", []))
+    while panels:
+        panel = panels.pop(0)
+        panels.extend(panel.get("panels", []))
+        for target in panel.get("targets", []):
+            found.append(
+                Target(
+                    panel=str(panel.get("title", panel.get("id"))),
+                    ref=str(target.get("refId", "?")),
+                    expr=str(target["expr"]),
+                    instant=bool(target.get("instant", False)),
+                )
+            )
+    return found
+
+
+def variable_queries(dashboard: dict[str, Any]) -> dict[str, str]:
+    """Return name -> query of the dashboard's query-type template variables."""
+    return {
+        str(v["name"]): str(v["query"])
+        for v in dashboard.get("templating", {}).get("list", [])
+        if v.get("type") == "query"
+    }
+
+
+def substitute(expr: str, variables: dict[str, str]) -> str:
+    """Replace ``$name`` / ``${name}`` as Grafana would, longest names first."""
+    for name in sorted(variables, key=len, reverse=True):
+        expr = expr.replace("${" + name + "}", variables[name]).replace("$" + name, variables[name])
+    return expr
+
+
+def unfiltered_selectors(expr: str) -> list[str]:
+    """Return what is wrong with the metric selectors of ``expr`` (empty when every metric
+    name is followed by ``{...}`` holding both the job and the instance filter)."""
+    problems: list[str] = []
+    # Blank out string literals (label values) without moving anything.
+    masked = STRING.sub(lambda m: '"' + " " * (len(m.group()) - 2) + '"', expr)
+    for match in METRIC.finditer(masked):
+        rest = expr[match.end() :]
+        if not rest.startswith("{"):
+            problems.append(f"{match.group()} has no label selector")
+            continue
+        matchers = rest[1 : rest.index("}")]
+        problems += [f"{match.group()} lacks {m}" for m in REQUIRED_MATCHERS if m not in matchers]
+    return problems

@@ -1,0 +1,320 @@
+"""Every panel query of the dashboard parses and returns data on a real Prometheus that scrapes
+the real exporter, which reads the real-252 fixture tree plus some churn in a private
+/run/systemd (sessions and machines come and go, so counters and histograms have data)."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.grafana import support
+from tests.support.logind_state import LogindState
+
+PORTS = range(19600, 19700)
+JOB = "login-exporter"
+SCRAPE_INTERVAL = "1s"
+# What Grafana would put in for a short time range on a 1s scrape interval.
+GRAFANA_VARIABLES = {"__rate_interval": "1m", "__interval": "1m", "__range": "5m"}
+FIRST_SAMPLE_TIMEOUT = 20.0  # the first scrape comes after Prometheus' ~5 s target batching
+STEP_TIMEOUT = 8.0
+
+
+def _free_port(taken: set[int]) -> int:
+    """Return a port of PORTS that nobody listens on, starting at a random one."""
+    start = random.randrange(len(PORTS))
+    for i in range(len(PORTS)):
+        port = PORTS[(start + i) % len(PORTS)]
+        if port in taken:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        taken.add(port)
+        return port
+    raise RuntimeError(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
+
+
+def _wait_for(
+    what: str, check: Callable[[], bool], timeout: float, log: Path | None = None
+) -> None:
+    """Poll ``check`` every 0.1 s until it is true; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{tail}")
+
+
+def _get(url: str, timeout: float = 5.0) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        body: bytes = response.read()
+        return body
+
+
+@dataclass
+class Process:
+    """A child process we started, its log file, and how to stop it."""
+
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=5)
+
+    def check_running(self, name: str) -> None:
+        if self.popen.poll() is not None:
+            pytest.fail(
+                f"{name} exited with {self.popen.returncode}:\n"
+                + self.log.read_text(errors="replace")[-3000:]
+            )
+
+
+def _start(argv: list[str], log: Path, cwd: Path) -> Process:
+    with open(log, "wb") as out:
+        popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
+    return Process(popen, log)
+
+
+@dataclass
+class Prometheus:
+    """Just enough of the HTTP API to evaluate queries."""
+
+    url: str
+
+    def api(self, path: str, **params: str) -> Any:
+        """Return ``data`` of an API answer. Raises AssertionError with Prometheus' error."""
+        query = urllib.parse.urlencode(params)
+        try:
+            body = _get(f"{self.url}/api/v1/{path}?{query}")
+        except urllib.error.HTTPError as e:
+            answer = json.loads(e.read() or b"{}")
+            raise AssertionError(f"{answer.get('errorType')}: {answer.get('error')}") from e
+        answer = json.loads(body)
+        assert answer["status"] == "success", answer
+        return answer["data"]
+
+    def instant(self, expr: str) -> list[dict[str, Any]]:
+        data = self.api("query", query=expr)
+        result: list[dict[str, Any]] = data["result"] if data["resultType"] == "vector" else []
+        return result
+
+    def total(self, expr: str) -> float:
+        """Return the sum of an instant vector's values (0 when it is empty)."""
+        return sum(float(s["value"][1]) for s in self.instant(expr))
+
+
+def _finite_values(data: dict[str, Any]) -> list[float]:
+    """Return the finite sample values of a query or query_range answer."""
+    if data["resultType"] == "vector":
+        raw = [s["value"][1] for s in data["result"]]
+    elif data["resultType"] == "matrix":
+        raw = [v[1] for s in data["result"] for v in s["values"]]
+    elif data["resultType"] == "scalar":
+        raw = [data["result"][1]]
+    else:
+        raw = []
+    return [x for x in (float(r) for r in raw) if math.isfinite(x)]
+
+
+@pytest.fixture
+def stack(real_252: LogindState, tmp_path: Path) -> Iterator[tuple[LogindState, Prometheus, str]]:
+    """The exporter on real-252 plus a kiosk seat1, and a Prometheus scraping it every second."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.fail(
+            "prometheus is not installed (Debian package `prometheus`, .ci/apt-packages.txt)"
+        )
+    real_252.seat("seat1", can_tty=False)  # a kiosk seat, nobody on it yet
+    taken: set[int] = set()
+    exporter_port, prometheus_port = _free_port(taken), _free_port(taken)
+    exporter = _start(
+        [
+            sys.executable,
+            "-m",
+            "login_exporter",
+            f"--web.listen-address=127.0.0.1:{exporter_port}",
+            "--refresh.debounce=10ms",
+        ],
+        tmp_path / "exporter.log",
+        support.REPO,
+    )
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        json.dumps(
+            {
+                "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": "1s"},
+                "scrape_configs": [
+                    {
+                        "job_name": JOB,
+                        "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}],
+                    }
+                ],
+            }
+        )
+    )
+    prometheus = _start(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{prometheus_port}",
+            "--log.level=warn",
+        ],
+        tmp_path / "prometheus.log",
+        tmp_path,
+    )
+    try:
+        _wait_for(
+            "the exporter's /-/ready",
+            lambda: (
+                exporter.popen.poll() is None
+                and _get(f"http://127.0.0.1:{exporter_port}/-/ready", 1) is not None
+            ),
+            15,
+            exporter.log,
+        )
+        exporter.check_running("the exporter")
+        prom = Prometheus(f"http://127.0.0.1:{prometheus_port}")
+        _wait_for(
+            "Prometheus /-/ready", lambda: bool(_get(f"{prom.url}/-/ready", 1)), 15, prometheus.log
+        )
+        _wait_for(
+            "the first scrape of the exporter",
+            lambda: prom.total(f'logind_up{{job="{JOB}"}}') == 1,
+            FIRST_SAMPLE_TIMEOUT,
+            prometheus.log,
+        )
+        yield real_252, prom, f"127.0.0.1:{exporter_port}"
+        exporter.check_running("the exporter")
+    finally:
+        prometheus.stop()
+        exporter.stop()
+
+
+def _kiosk_login(state: LogindState, session: str, uid: int) -> None:
+    """A kiosk user logs in on seat1 (x11, class user), as logind would record it."""
+    state.user(uid, sessions=[session], seats=["seat1"])
+    state.session(session, uid=uid, seat="seat1", type="x11", vtnr=7, is_display=True)
+    state.seat("seat1", sessions=[(session, uid)], active=session, can_tty=False)
+
+
+def _kiosk_logout(state: LogindState, session: str, uid: int) -> None:
+    state.remove("sessions", session)
+    state.remove("users", str(uid))
+    state.seat("seat1", can_tty=False)
+
+
+def test_every_panel_query_returns_data_on_real_prometheus(
+    stack: tuple[LogindState, Prometheus, str],
+) -> None:
+    state, prom, instance = stack
+    sel = f'{{job="{JOB}"}}'
+
+    def reaches(expr: str, value: float) -> Callable[[], bool]:
+        return lambda: prom.total(expr) >= value
+
+    # Churn in three steps, each seen by Prometheus before the next, so every counter series
+    # exists before it increases again and rate() / histogram_quantile() have real values.
+    _kiosk_login(state, "201", 2001)
+    state.machine("ct2", leader=901)
+    # A torn seat file (2 sessions, 1 uid): sd_seat_get_sessions fails with EUCLEAN, which the
+    # exporter counts in logind_exporter_errors_total{kind="read"}.
+    state.seat("seat2", sessions=[("298", 2998), ("299", 2999)], uids=[2998])
+    _wait_for("a login", reaches(f"logind_session_starts_total{sel}", 1), STEP_TIMEOUT)
+    _wait_for("a machine start", reaches(f"logind_machine_starts_total{sel}", 1), STEP_TIMEOUT)
+    _wait_for("a read error", reaches(f"logind_exporter_errors_total{sel}", 1), STEP_TIMEOUT)
+
+    _kiosk_logout(state, "201", 2001)
+    _kiosk_login(state, "202", 2002)
+    state.remove_machine("ct2")
+    state.machine("ct3", leader=902)
+    _wait_for("a logout", reaches(f"logind_session_ends_total{sel}", 1), STEP_TIMEOUT)
+    _wait_for("a second login", reaches(f"logind_session_starts_total{sel}", 2), STEP_TIMEOUT)
+    _wait_for("a machine stop", reaches(f"logind_machine_stops_total{sel}", 1), STEP_TIMEOUT)
+
+    _kiosk_logout(state, "202", 2002)
+    state.remove_machine("ct3")
+    _wait_for("a second logout", reaches(f"logind_session_ends_total{sel}", 2), STEP_TIMEOUT)
+    _wait_for("a second machine stop", reaches(f"logind_machine_stops_total{sel}", 2), STEP_TIMEOUT)
+
+    dashboard = support.load()
+    variables = {"job": JOB, "instance": instance, **GRAFANA_VARIABLES}
+
+    # The template variables list this job and this instance.
+    for name, query in support.variable_queries(dashboard).items():
+        match = support.LABEL_VALUES.match(query)
+        assert match, f"variable {name}: not a label_values() query: {query}"
+        selector = support.substitute(match["selector"], variables)
+        values = prom.api(f"label/{match['label']}/values", **{"match[]": selector})
+        assert variables[name] in values, f"variable {name}: {query} gave {values}"
+
+    targets = support.targets(dashboard)
+    assert targets
+
+    def evaluate(target: support.Target) -> str | None:
+        """Return why the target fails, or None when it returns data."""
+        expr = support.substitute(target.expr, variables)
+        if "$" in expr:
+            return f"unsubstituted variable in {expr}"
+        now = time.time()
+        try:
+            if target.instant:
+                data = prom.api("query", query=expr, time=f"{now:.3f}")
+            else:
+                data = prom.api(
+                    "query_range",
+                    query=expr,
+                    start=f"{now - 30:.3f}",
+                    end=f"{now:.3f}",
+                    step="1",
+                )
+        except AssertionError as e:
+            return f"does not evaluate: {e}"
+        if not data["result"]:
+            return "returns no data"
+        if not _finite_values(data):
+            return f"returns only NaN/Inf: {data['result']}"
+        return None
+
+    # Rates need two samples of each new series inside the window: poll briefly for stragglers.
+    deadline = time.monotonic() + 10
+    failures: dict[support.Target, str] = {}
+    pending = list(targets)
+    while True:
+        failures = {t: why for t in pending if (why := evaluate(t)) is not None}
+        unparsable = any(why.startswith("does not evaluate") for why in failures.values())
+        if not failures or unparsable or time.monotonic() > deadline:
+            break
+        pending = list(failures)
+        time.sleep(0.5)
+    assert not failures, f"{len(failures)} of {len(targets)} dashboard queries fail:\n" + "\n".join(
+        f"{t}\n    -> {why}" for t, why in failures.items()
+    )
