@@ -569,7 +569,12 @@ class WebServer:
     @property
     def addresses(self) -> list[tuple[str, int]]:
         """(host, port) of each listening socket, e.g. to learn ports bound as port 0."""
-        return [sock.getsockname()[:2] for sock in self._sockets]
+        addresses = []
+        for sock in self._sockets:
+            name = sock.getsockname()
+            # AF_UNIX (systemd socket activation may pass one) has a path, not (host, port).
+            addresses.append((name[0], name[1]) if isinstance(name, tuple) else (str(name), 0))
+        return addresses
 
     def start(self) -> None:
         """Start the acceptor thread and return at once. Raises RuntimeError if started twice."""

@@ -93,7 +93,8 @@ class UnsupportedError(NotImplementedError):
 
 def _fail(result: int, call: str, subject: object) -> NoReturn:
     code = -result
-    message = f"{call}({subject!r}) failed: {os.strerror(code)}"
+    arguments = ", ".join(map(repr, subject)) if isinstance(subject, tuple) else repr(subject)
+    message = f"{call}({arguments}) failed: {os.strerror(code)}"
     if code == errno.EINVAL:
         raise InvalidArgumentError(code, message)
     raise OSError(code, message)

@@ -1,0 +1,139 @@
+"""Parity with python-systemd's ``systemd.login`` on the same state, both on real libsystemd.
+
+CI installs systemd-python (.ci/requirements-ci.txt, built against libsystemd-dev), so a missing
+``systemd.login`` is a failure here, never a skip.
+"""
+
+from __future__ import annotations
+
+import errno
+import select
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from login_exporter import sdlogin
+from tests.support.logind_state import LogindState
+
+try:
+    from systemd import login as _reference
+except ImportError as exc:  # pragma: no cover - CI installs it
+    _reference = None
+    _IMPORT_ERROR: ImportError | None = exc
+else:
+    _IMPORT_ERROR = None
+
+
+@pytest.fixture
+def reference() -> ModuleType:
+    if _reference is None:
+        pytest.fail(
+            f"systemd.login is not importable ({_IMPORT_ERROR}); install systemd-python "
+            "(needs libsystemd-dev, pkg-config, gcc)"
+        )
+    module: ModuleType = _reference
+    return module
+
+
+def _populate(logind: LogindState) -> None:
+    logind.session("1", uid=1000, seat="seat0", type="wayland", vtnr=1)
+    logind.session("2", uid=1001, seat="seat0", type="x11", vtnr=2, active=False, state="online")
+    logind.session("7", uid=1002, seat="seat-kiosk1", type="x11", vtnr=1)
+    logind.session("c3", uid=1003, type="unspecified", klass="background")
+    logind.session("41", uid=1004, remote=True, remote_host="203.0.113.7", service="sshd")
+    logind.seat0(sessions=[("1", 1000), ("2", 1001)], active="1")
+    logind.seat("seat-kiosk1", sessions=[("7", 1002)], active="7")
+    logind.user(1000, sessions=["1"], seats=["seat0"])
+    logind.user(1001, state="online", sessions=["2"], seats=["seat0"], active_sessions=[])
+    logind.user(1002, sessions=["7"], seats=["seat-kiosk1"])
+    logind.user(1003, sessions=["c3"])
+    logind.user(1004, sessions=["41"])
+    logind.user(1005, state="lingering")
+    logind.machine("vm1", klass="vm")
+    logind.machine("ct1")
+
+
+LISTS = ("machine_names", "seats", "sessions", "uids")
+
+
+def _lists(module: Any) -> dict[str, list[Any]]:
+    return {name: sorted(getattr(module, name)()) for name in LISTS}
+
+
+def test_lists_match_on_synthetic_state(logind: LogindState, reference: ModuleType) -> None:
+    _populate(logind)
+    ours = _lists(sdlogin)
+    assert ours == _lists(reference)
+    assert ours["sessions"] == ["1", "2", "41", "7", "c3"]  # not vacuous
+    assert all(isinstance(uid, int) for uid in sdlogin.uids())
+
+
+def test_lists_match_on_golden_fixture(real_252: LogindState, reference: ModuleType) -> None:
+    ours = _lists(sdlogin)
+    assert ours == _lists(reference)
+    assert len(ours["sessions"]) == 8
+
+
+def test_lists_match_on_empty_and_missing_state(
+    logind: LogindState, reference: ModuleType
+) -> None:
+    assert _lists(sdlogin) == _lists(reference) == {name: [] for name in LISTS}
+    logind.remove_directories()
+    assert _lists(sdlogin) == _lists(reference) == {name: [] for name in LISTS}
+
+
+def _poll(monitor: Any, timeout_ms: int) -> list[tuple[int, int]]:
+    poller = select.poll()
+    poller.register(monitor, monitor.get_events())
+    result: list[tuple[int, int]] = poller.poll(timeout_ms)
+    return result
+
+
+@pytest.mark.parametrize("category", [None, "session", "seat", "uid", "machine"])
+def test_monitor_methods_match(
+    logind: LogindState, reference: ModuleType, category: str | None
+) -> None:
+    theirs = reference.Monitor(category) if category is not None else reference.Monitor()
+    ours = sdlogin.Monitor(category)
+    try:
+        assert type(ours.fileno()) is type(theirs.fileno()) is int
+        assert ours.get_events() == theirs.get_events()
+        assert ours.get_timeout() == theirs.get_timeout()
+        assert ours.get_timeout_ms() == theirs.get_timeout_ms()
+        ours.flush()
+        assert theirs.flush() is None
+
+        _populate(logind)
+        ours_events = _poll(ours, 2000)
+        theirs_events = _poll(theirs, 2000)
+        assert [e for _, e in ours_events] == [e for _, e in theirs_events] == [select.POLLIN]
+        ours.flush()
+        assert theirs.flush() is None
+        assert _poll(ours, 0) == _poll(theirs, 0) == []
+        assert ours.get_timeout() == theirs.get_timeout()
+        assert ours.get_timeout_ms() == theirs.get_timeout_ms()
+    finally:
+        ours.close()
+        assert theirs.close() is None
+        # Both may be closed twice.
+        ours.close()
+        assert theirs.close() is None
+
+
+def test_monitor_errors_match(logind: LogindState, reference: ModuleType) -> None:
+    errors: list[tuple[Callable[[], Any], Callable[[], Any]]] = [
+        (lambda: sdlogin.Monitor("bogus"), lambda: reference.Monitor("bogus")),
+    ]
+    for ours, theirs in errors:
+        with pytest.raises(ValueError):
+            ours()
+        with pytest.raises(ValueError):
+            theirs()
+    logind.remove_directories()
+    with pytest.raises(OSError) as mine:
+        sdlogin.Monitor("session")
+    with pytest.raises(OSError) as other:
+        reference.Monitor("session")
+    assert mine.value.errno == other.value.errno == errno.ENOENT
