@@ -212,12 +212,17 @@ class LogindCollector(Collector):
         yield from self._self_metrics(snapshot, totals)
 
     def _seats(self, snapshot: Snapshot) -> Iterator[Metric]:
+        # Count live sessions, not the seat file's SESSIONS list: systemd 252 leaves an ended
+        # session's id there (and in ACTIVE) until something else rewrites the seat.
+        live: Counter[str] = Counter(s.seat for s in snapshot.sessions.values() if s.seat)
+        sessions = snapshot.sessions
         per_seat: list[tuple[str, str, Callable[[Seat], float]]] = [
             ("logind_seat_present", "1 while the seat exists, 0 after it has gone.",
              lambda s: 1.0),
-            ("logind_seat_sessions", "Sessions attached to the seat.", lambda s: float(s.sessions)),
+            ("logind_seat_sessions", "Sessions attached to the seat.",
+             lambda s: float(live[s.name])),
             ("logind_seat_active_session", "1 if the seat has an active (foreground) session.",
-             lambda s: float(s.active_session is not None)),
+             lambda s: float(s.active_session in sessions)),
             ("logind_seat_can_graphical", "1 if the seat can show graphics.",
              lambda s: float(s.can_graphical)),
             ("logind_seat_can_tty", "1 if the seat has text consoles (sd_seat_can_tty).",

@@ -1,0 +1,286 @@
+"""Boot this machine's own systemd in systemd-nspawn on an overlay of / and drive it from tests.
+
+The container has its own /run (so its own logind, machined and D-Bus) and shares the host's
+network, so a server started inside on 127.0.0.1 is reachable from the test process.
+See shared/notes/real-logind.md section 2.
+
+Teardown always runs (``close()`` is idempotent and called from a ``finally``): SIGTERM to
+systemd-nspawn, wait, SIGKILL, unmount the overlay, remove the directories. Nothing is left
+behind: no mounts, no processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PROJECT = "/project"
+
+# Environment for every command run inside: nothing from pytest leaks in.
+INNER_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LANG": "C.UTF-8",
+    "HOME": "/root",
+    "SYSTEMD_PAGER": "",
+    "SYSTEMD_COLORS": "0",
+    "TERM": "dumb",
+}
+
+# Units enabled on the host that would start inside the container, bind the shared network's
+# ports or slow the boot down. Everything under /etc/systemd/system/multi-user.target.wants is
+# masked as well; logind, machined and D-Bus come from /lib and stay.
+EXTRA_MASKS = (
+    "prometheus.service",
+    "prometheus-node-exporter.service",
+    "prometheus-alertmanager.service",
+    "ssh.service",
+    "getty@tty1.service",
+    "console-getty.service",
+    "systemd-timesyncd.service",
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "man-db.timer",
+    "e2scrub_all.timer",
+    "fstrim.timer",
+    "dpkg-db-backup.timer",
+    "logrotate.timer",
+)
+
+
+class ContainerError(RuntimeError):
+    """The container did not boot, or a command inside it failed."""
+
+
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError):
+                text = Path(f"/proc/{pid}/task/{task}/children").read_text()
+                kids.extend(int(p) for p in text.split())
+    return kids
+
+
+def _is_mounted(path: Path) -> bool:
+    target = str(path)
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == target for line in f)
+
+
+class Container:
+    """One booted systemd in systemd-nspawn on an overlay of /.
+
+    Use as a context manager, or call ``boot()`` then ``close()`` (in a ``finally``).
+    """
+
+    def __init__(self, *, project: Path = REPO_ROOT, boot_timeout: float = 60.0) -> None:
+        self.project = project
+        self.boot_timeout = boot_timeout
+        self.base: Path | None = None
+        self.nspawn: subprocess.Popen[bytes] | None = None
+        self.init_pid = 0
+        self._log_file: int | None = None
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    @property
+    def merged(self) -> Path:
+        if self.base is None:
+            raise ContainerError("container not booted")
+        return self.base / "merged"
+
+    @property
+    def log_path(self) -> Path:
+        if self.base is None:
+            raise ContainerError("container not booted")
+        return self.base / "nspawn.log"
+
+    def __enter__(self) -> Container:
+        self.boot()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def boot(self) -> None:
+        """Mount the overlay, start systemd-nspawn and wait until systemd is up.
+
+        Raises ContainerError (after tearing everything down) when it does not come up in time.
+        """
+        try:
+            self._boot()
+        except BaseException:
+            self.close()
+            raise
+
+    def _boot(self) -> None:
+        if shutil.which("systemd-nspawn") is None:
+            raise ContainerError("systemd-nspawn missing: apt-get install systemd-container")
+        self.base = Path(tempfile.mkdtemp(prefix="login-exporter-e2e-"))
+        for d in ("upper", "work", "merged"):
+            (self.base / d).mkdir()
+        subprocess.run(
+            [
+                "mount", "-t", "overlay", "overlay", "-o",
+                f"lowerdir=/,upperdir={self.base / 'upper'},workdir={self.base / 'work'}",
+                str(self.merged),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        self._mask_units()
+        self._log_file = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self.nspawn = subprocess.Popen(
+            [
+                "systemd-nspawn",
+                "-D", str(self.merged),
+                "--register=no",
+                "--keep-unit",
+                "-b",
+                "--console=passive",
+                f"--bind-ro={self.project}:{PROJECT}",
+                "--machine=login-exporter-e2e",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=self._log_file,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + self.boot_timeout
+        self.init_pid = self._wait_for_init(deadline)
+        self._wait_for_systemd(deadline)
+
+    def _mask_units(self) -> None:
+        etc = self.merged / "etc/systemd/system"
+        wants = etc / "multi-user.target.wants"
+        names = set(EXTRA_MASKS)
+        if wants.is_dir():
+            names.update(p.name for p in wants.iterdir() if p.name.endswith(".service"))
+        for name in sorted(names):
+            unit = etc / name
+            if unit.is_symlink() or unit.exists():
+                unit.unlink()
+            unit.symlink_to("/dev/null")
+
+    def _wait_for_init(self, deadline: float) -> int:
+        assert self.nspawn is not None
+        while time.monotonic() < deadline:
+            if self.nspawn.poll() is not None:
+                raise ContainerError(f"systemd-nspawn exited early:\n{self.log_tail()}")
+            for kid in _children(self.nspawn.pid):
+                with contextlib.suppress(OSError):
+                    # The container's PID 1 is systemd (comm "systemd") in a new pid namespace.
+                    if os.readlink(f"/proc/{kid}/ns/pid") != os.readlink("/proc/self/ns/pid"):
+                        return kid
+            time.sleep(0.02)
+        raise ContainerError(f"no init process under systemd-nspawn:\n{self.log_tail()}")
+
+    def _wait_for_systemd(self, deadline: float) -> None:
+        state = ""
+        while time.monotonic() < deadline:
+            r = self.run(["systemctl", "is-system-running"], check=False, timeout=10)
+            state = r.stdout.strip()
+            if state in ("running", "degraded"):
+                return
+            time.sleep(0.1)
+        raise ContainerError(
+            f"systemd did not finish booting (state {state!r}):\n{self.log_tail()}"
+        )
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of systemd-nspawn's console output ("" when there is none)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except (OSError, ContainerError):
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def close(self) -> None:
+        """Stop the container and remove every trace of it. Safe to call more than once."""
+        if self.nspawn is not None:
+            proc = self.nspawn
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    if self.init_pid:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(self.init_pid, signal.SIGKILL)
+                    proc.wait(timeout=15)
+            self.nspawn = None
+        self.init_pid = 0
+        if self._log_file is not None:
+            os.close(self._log_file)
+            self._log_file = None
+        if self.base is not None:
+            merged = self.base / "merged"
+            for _ in range(50):
+                if not _is_mounted(merged):
+                    break
+                r = subprocess.run(["umount", str(merged)], capture_output=True)
+                if r.returncode != 0:
+                    time.sleep(0.1)
+            if _is_mounted(merged):
+                subprocess.run(["umount", "-l", str(merged)], capture_output=True)
+            shutil.rmtree(self.base, ignore_errors=True)
+            self.base = None
+
+    # -- commands inside ---------------------------------------------------------------------
+
+    def _nsenter(self, cmd: Sequence[str]) -> list[str]:
+        if not self.init_pid:
+            raise ContainerError("container not booted")
+        return ["nsenter", "-t", str(self.init_pid), "-a", "--", "env", "-i",
+                *(f"{k}={v}" for k, v in INNER_ENV.items()), *cmd]
+
+    def run(
+        self,
+        cmd: Sequence[str],
+        *,
+        check: bool = True,
+        timeout: float = 30.0,
+        input: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``cmd`` inside the container (all its namespaces) and return the result.
+
+        Raises ContainerError when ``check`` and the command fails.
+        """
+        r = subprocess.run(
+            self._nsenter(cmd),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
+        if check and r.returncode != 0:
+            raise ContainerError(
+                f"{' '.join(cmd)} -> {r.returncode}\nstdout: {r.stdout}\nstderr: {r.stderr}"
+            )
+        return r
+
+    def sh(self, script: str, *, check: bool = True, timeout: float = 30.0) -> str:
+        """Run a shell script inside; return its stdout."""
+        return self.run(["sh", "-c", script], check=check, timeout=timeout).stdout
+
+
+@contextlib.contextmanager
+def booted(**kwargs: float) -> Iterator[Container]:
+    """A booted container, torn down on exit whatever happens."""
+    c = Container(boot_timeout=kwargs.get("boot_timeout", 60.0))
+    c.boot()
+    try:
+        yield c
+    finally:
+        c.close()

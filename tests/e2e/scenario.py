@@ -1,0 +1,460 @@
+"""Real things inside the e2e container, and the truth about them from loginctl / machinectl.
+
+Everything that creates a session goes through the container's own PID 1 (``systemd-run``), so
+the processes live in the container's cgroup tree exactly as a login would.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.e2e.container import PROJECT, Container, ContainerError
+
+# The interpreter running the tests (with its pip-installed packages) is visible inside the
+# container at the same path, because the container is an overlay of /.
+PYTHON = sys.executable
+# Ports on 127.0.0.1 (this suite owns 19800-19899).
+EXPORTER_PORT = 19800
+NODE_EXPORTER_PORT = 19801
+PROMETHEUS_PORT = 19802
+SPARE_EXPORTER_PORT = 19803
+
+LABEL_VALUE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+USER_STATES = ("offline", "lingering", "online", "active", "closing")
+
+_serial = itertools.count(1)
+T = TypeVar("T")
+
+
+def unique(prefix: str) -> str:
+    """A name no other object in this test run has (user names: at most 32 chars)."""
+    return f"{prefix}{next(_serial)}"
+
+
+def label(value: str) -> str:
+    """A logind value as the exporter exports it (metrics.md label rules)."""
+    return value if LABEL_VALUE.match(value) else "other"
+
+
+# -- metrics -------------------------------------------------------------------------------
+
+SampleKey = tuple[str, frozenset[tuple[str, str]]]
+
+
+@dataclass(frozen=True)
+class Exposition:
+    """One parsed scrape: sample name + labels -> value."""
+
+    samples: Mapping[SampleKey, float]
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> Exposition:
+        samples: dict[SampleKey, float] = {}
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                samples[(s.name, frozenset(s.labels.items()))] = s.value
+        return cls(samples, text)
+
+    def get(self, name: str, **labels: str) -> float | None:
+        """The sample's value, or None when the series is absent."""
+        return self.samples.get((name, frozenset(labels.items())))
+
+    def value(self, name: str, **labels: str) -> float:
+        """The sample's value; 0.0 when the series is absent."""
+        v = self.samples.get((name, frozenset(labels.items())))
+        return 0.0 if v is None else v
+
+    def series(self, name: str) -> dict[frozenset[tuple[str, str]], float]:
+        return {labels: v for (n, labels), v in self.samples.items() if n == name}
+
+    def nonzero(self, name: str, keys: Iterable[str]) -> Counter[tuple[str, ...]]:
+        """Series of ``name`` with a non-zero value, keyed by the given label names."""
+        out: Counter[tuple[str, ...]] = Counter()
+        for labels, v in self.series(name).items():
+            if v:
+                d = dict(labels)
+                out[tuple(d.get(k, "") for k in keys)] += int(v)
+        return out
+
+
+def scrape(port: int, path: str = "/metrics", timeout: float = 5.0) -> Exposition:
+    """GET the exposition from 127.0.0.1:port. Raises requests exceptions."""
+    r = requests.get(f"http://127.0.0.1:{port}{path}", timeout=timeout)
+    r.raise_for_status()
+    return Exposition.parse(r.text)
+
+
+def wait_until(
+    probe: Callable[[], T | None], *, timeout: float, interval: float = 0.05, what: str = ""
+) -> T:
+    """Call ``probe`` until it returns something not None; raise AssertionError on timeout."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while True:
+        try:
+            result = probe()
+            if result is not None:
+                return result
+        except (requests.RequestException, ContainerError) as e:
+            last_error = e
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} ({last_error})")
+        time.sleep(interval)
+
+
+# -- truth from loginctl / machinectl (D-Bus) and from the state files (sd-login) ---------
+
+
+@dataclass(frozen=True)
+class SessionTruth:
+    id: str
+    uid: int
+    user: str
+    seat: str
+    remote: bool
+    remote_host: str
+    type: str
+    session_class: str
+    state: str
+    service: str
+    active: bool
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        """(seat, remote, type, class, state) as the exporter labels it."""
+        return (self.seat, "true" if self.remote else "false", label(self.type),
+                label(self.session_class), label(self.state))
+
+
+@dataclass(frozen=True)
+class UserTruth:
+    uid: int
+    name: str
+    dbus_state: str  # what loginctl (logind's memory over D-Bus) says
+    file_state: str  # what /run/systemd/users/UID says: what sd_uid_get_state() returns
+    linger: bool
+
+
+@dataclass(frozen=True)
+class SeatTruth:
+    name: str
+    active_session: str
+    can_tty: bool
+    can_graphical: bool
+    sessions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MachineTruth:
+    name: str
+    machine_class: str
+
+
+def _records(text: str) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    for block in text.split("\n---\n"):
+        rec: dict[str, str] = {}
+        for line in block.splitlines():
+            k, sep, v = line.partition("=")
+            if sep and k and k != "---":
+                rec[k] = v
+        if rec:
+            out.append(rec)
+    return out
+
+
+_SESSIONS_SCRIPT = r"""
+for s in $(loginctl list-sessions --no-legend | awk '{print $1}'); do
+  echo ---
+  loginctl show-session "$s" -p Id -p User -p Name -p Seat -p Remote -p RemoteHost -p Type \
+    -p Class -p State -p Service -p Active 2>/dev/null
+done
+"""
+
+
+class Truth:
+    """What the container's logind and machined say right now."""
+
+    def __init__(self, c: Container) -> None:
+        self.c = c
+
+    def sessions(self) -> list[SessionTruth]:
+        out = []
+        for r in _records(self.c.sh(_SESSIONS_SCRIPT)):
+            if "Id" not in r or "Class" not in r:
+                continue  # vanished between list and show
+            out.append(SessionTruth(
+                id=r["Id"], uid=int(r["User"]), user=r["Name"], seat=r["Seat"],
+                remote=r["Remote"] == "yes", remote_host=r["RemoteHost"], type=r["Type"],
+                session_class=r["Class"], state=r["State"], service=r["Service"],
+                active=r["Active"] == "yes",
+            ))
+        return out
+
+    def session(self, session_id: str) -> SessionTruth:
+        for s in self.sessions():
+            if s.id == session_id:
+                return s
+        raise AssertionError(f"loginctl does not know session {session_id}")
+
+    def session_counts(self) -> Counter[tuple[str, ...]]:
+        """(seat, remote, type, class, state) -> sessions, as logind_sessions should say."""
+        return Counter(s.key for s in self.sessions())
+
+    def users(self) -> list[UserTruth]:
+        script = r"""
+for u in $(loginctl list-users --no-legend | awk '{print $1}'); do
+  echo ---
+  loginctl show-user "$u" -p UID -p Name -p State -p Linger 2>/dev/null
+  printf 'FILE_STATE=%s\n' "$(sed -n 's/^STATE=//p' /run/systemd/users/$u 2>/dev/null)"
+done
+"""
+        out = []
+        for r in _records(self.c.sh(script)):
+            if "UID" not in r:
+                continue
+            out.append(UserTruth(uid=int(r["UID"]), name=r["Name"], dbus_state=r["State"],
+                                 file_state=r.get("FILE_STATE", ""),
+                                 linger=r.get("Linger") == "yes"))
+        return out
+
+    def user(self, name: str) -> UserTruth:
+        for u in self.users():
+            if u.name == name:
+                return u
+        raise AssertionError(f"loginctl does not know user {name}")
+
+    def user_file_states(self) -> Counter[str]:
+        """Users by the STATE in /run/systemd/users/*: exactly what sd_uid_get_state() reads."""
+        out: Counter[str] = Counter()
+        for line in self.c.sh(
+            "for f in /run/systemd/users/*; do [ -f \"$f\" ] && sed -n 's/^STATE=//p' \"$f\"; "
+            "done; true"
+        ).split():
+            out[line] += 1
+        return out
+
+    def seats(self) -> list[SeatTruth]:
+        script = r"""
+for s in $(loginctl list-seats --no-legend | awk '{print $1}'); do
+  echo ---
+  loginctl show-seat "$s" -p Id -p ActiveSession -p CanTTY -p CanGraphical -p Sessions
+done
+"""
+        return [
+            SeatTruth(name=r["Id"], active_session=r.get("ActiveSession", ""),
+                      can_tty=r.get("CanTTY") == "yes",
+                      can_graphical=r.get("CanGraphical") == "yes",
+                      sessions=tuple(r.get("Sessions", "").split()))
+            for r in _records(self.c.sh(script)) if "Id" in r
+        ]
+
+    def machines(self) -> list[MachineTruth]:
+        out = []
+        for line in self.c.sh("machinectl list --no-legend --no-pager").splitlines():
+            parts = line.split()
+            if len(parts) >= 2:
+                out.append(MachineTruth(parts[0], parts[1]))
+        return out
+
+
+# -- creating real things inside -------------------------------------------------------------
+
+
+class Scene:
+    """Creates real users, sessions and machines in the container, and removes them."""
+
+    def __init__(self, c: Container) -> None:
+        self.c = c
+        self.truth = Truth(c)
+
+    def add_user(self, prefix: str = "u") -> str:
+        name = unique(f"e2e{prefix}")
+        self.c.run(["useradd", "-m", name])
+        return name
+
+    def _session_by_leader_unit(self, unit: str, timeout: float = 10.0) -> str:
+        # The unit's main process opened the session, so pam_systemd moved it into the
+        # session's scope: its cgroup names the session.
+        def probe() -> str | None:
+            out = self.c.sh(
+                f"pid=$(systemctl show -p MainPID --value {unit}); "
+                f"[ \"$pid\" != 0 ] && sed -n 's/.*session-\\(.*\\)\\.scope$/\\1/p' "
+                f"/proc/$pid/cgroup | head -1; true"
+            ).strip()
+            if out and (self.c.run(["test", "-f", f"/run/systemd/sessions/{out}"],
+                                   check=False).returncode == 0):
+                return out
+            return None
+
+        return wait_until(probe, timeout=timeout, what=f"a session for {unit}")
+
+    def pam_session(
+        self,
+        user: str,
+        *,
+        session_type: str | None = None,
+        session_class: str | None = None,
+        seat: str | None = None,
+        service: str = "login",
+    ) -> str:
+        """A PAM session opened by PID 1 for ``user`` (systemd-run -p PAMName=...).
+
+        Returns the session id.
+        """
+        unit = unique("e2e-pam-")
+        cmd = ["systemd-run", "--quiet", f"--unit={unit}", "-p", f"PAMName={service}",
+               "-p", f"User={user}"]
+        if session_type:
+            cmd += ["-E", f"XDG_SESSION_TYPE={session_type}"]
+        if session_class:
+            cmd += ["-E", f"XDG_SESSION_CLASS={session_class}"]
+        if seat:
+            cmd += ["-E", f"XDG_SEAT={seat}"]
+        self.c.run([*cmd, "sleep", "3600"])
+        return self._session_by_leader_unit(unit)
+
+    def su_session(self, user: str) -> str:
+        """A ``su -l user`` session started by root (service su-l, REMOTE_USER=root)."""
+        unit = unique("e2e-su-")
+        self.c.run(["systemd-run", "--quiet", f"--unit={unit}", "su", "-l", user, "-c",
+                    "exec sleep 3600"])
+
+        def probe() -> str | None:
+            out = self.c.sh(
+                f"for p in $(systemctl show -p MainPID --value {unit}) "
+                f"$(pgrep -P $(systemctl show -p MainPID --value {unit}) 2>/dev/null); do "
+                f"sed -n 's/.*session-\\(.*\\)\\.scope$/\\1/p' /proc/$p/cgroup; done; true"
+            ).split()
+            return out[0] if out else None
+
+        return wait_until(probe, timeout=10, what=f"su session of {user}")
+
+    def remote_session(self, user: str, rhost: str = "203.0.113.9") -> str:
+        """A session with PAM_RHOST set to a non-local host, held open by pam_session.py."""
+        unit = unique("e2e-remote-")
+        self.c.run(["systemd-run", "--quiet", f"--unit={unit}", PYTHON,
+                    f"{PROJECT}/tests/e2e/pam_session.py", user, rhost])
+        return self._session_by_leader_unit(unit)
+
+    def closing_session(self, user: str) -> str:
+        """A session whose PAM side ended while a process stays behind: state 'closing'.
+
+        (KillUserProcesses=no, the default, leaves the scope running.)
+        """
+        unit = unique("e2e-closing-")
+        self.c.run(["systemd-run", "--quiet", f"--unit={unit}", "-p", "PAMName=login",
+                    "-p", f"User={user}", "sh", "-c", "sleep 3600 & exec sleep 0.5"])
+
+        def probe() -> str | None:
+            for s in self.truth.sessions():
+                if s.user == user and s.state == "closing":
+                    return s.id
+            return None
+
+        return wait_until(probe, timeout=10, what=f"a closing session of {user}")
+
+    def terminate(self, session_id: str) -> None:
+        """End a session: ``loginctl terminate-session`` (stops its scope)."""
+        self.c.run(["loginctl", "terminate-session", session_id])
+
+    def stop_scope(self, session_id: str) -> None:
+        """End a session for good, also one already closing (terminate-session leaves those)."""
+        self.c.run(["systemctl", "stop", f"session-{session_id}.scope"])
+
+    def wait_session_gone(self, session_id: str, timeout: float = 10.0) -> float:
+        """Wait inside the container until the session's state file is gone.
+
+        Returns the wall-clock time (container and host share the clock) it was seen gone.
+        """
+        out = self.c.sh(
+            f"i=0; while [ -e /run/systemd/sessions/{session_id} ]; do sleep 0.005; "
+            f"i=$((i+1)); [ $i -gt {int(timeout / 0.005)} ] && exit 1; done; date +%s.%N",
+            timeout=timeout + 5,
+        )
+        return float(out.strip())
+
+    def enable_linger(self, user: str) -> None:
+        self.c.run(["loginctl", "enable-linger", user])
+
+    def disable_linger(self, user: str) -> None:
+        self.c.run(["loginctl", "disable-linger", user])
+
+    def register_machine(self, name: str, machine_class: str) -> str:
+        """Start a leader process in a unit and register it with machined; returns the unit."""
+        unit = f"{name}-leader"
+        self.c.run(["systemd-run", "--quiet", f"--unit={unit}", "sleep", "3600"])
+        pid = wait_until(
+            lambda: (self.c.run(["systemctl", "show", "-p", "MainPID", "--value", unit])
+                     .stdout.strip() or None),
+            timeout=5, what=f"main pid of {unit}",
+        )
+        self.c.run(["busctl", "call", "org.freedesktop.machine1", "/org/freedesktop/machine1",
+                    "org.freedesktop.machine1.Manager", "RegisterMachine", "sayssus", name,
+                    "0", "e2e", machine_class, pid, "/"])
+        return unit
+
+    def terminate_machine(self, name: str) -> None:
+        self.c.run(["machinectl", "terminate", name])
+
+
+# -- programs running inside the container ---------------------------------------------------
+
+
+class Service:
+    """A long-running program inside the container, run by its PID 1 as a transient unit."""
+
+    def __init__(self, c: Container, unit: str, argv: list[str], *, cwd: str = PROJECT) -> None:
+        self.c, self.unit, self.argv, self.cwd = c, unit, argv, cwd
+
+    def start(self) -> None:
+        self.c.run(["systemd-run", "--quiet", f"--unit={self.unit}", "-p",
+                    f"WorkingDirectory={self.cwd}", "-E", "PYTHONUNBUFFERED=1",
+                    "-E", "PYTHONDONTWRITEBYTECODE=1", *self.argv])
+
+    def is_active(self) -> bool:
+        r = self.c.run(["systemctl", "is-active", self.unit], check=False)
+        return r.stdout.strip() == "active"
+
+    def journal(self, lines: int = 60) -> str:
+        return self.c.run(["journalctl", "--no-pager", "-o", "cat", "-n", str(lines), "-u",
+                           self.unit], check=False).stdout
+
+    def stop(self) -> None:
+        self.c.run(["systemctl", "stop", self.unit], check=False)
+        self.c.run(["systemctl", "reset-failed", self.unit], check=False)
+
+
+def exporter_service(c: Container, port: int, *extra: str) -> Service:
+    """The exporter from the working tree (bound read-only at /project), in the container."""
+    return Service(c, unique("e2e-login-exporter-"), [
+        PYTHON, "-m", "login_exporter", f"--web.listen-address=127.0.0.1:{port}",
+        "--refresh.debounce=10ms", *extra,
+    ])
+
+
+def exporter_runs() -> str | None:
+    """None when ``python3 -m login_exporter --once`` works in this tree, else why not."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        r = subprocess.run([PYTHON, "-m", "login_exporter", "--version"], cwd=root,
+                           capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        return "login_exporter --version timed out"
+    if r.returncode != 0:
+        return f"login_exporter --version failed: {r.stderr.strip()[-500:]}"
+    return None

@@ -1,0 +1,65 @@
+"""The container harness itself: it boots a real systemd and leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.container import Container, ContainerError, _is_mounted
+from tests.e2e.scenario import Scene
+
+pytestmark = pytest.mark.e2e
+
+
+def test_container_runs_its_own_logind_with_seat0(container: Container) -> None:
+    assert container.run(["systemctl", "is-active", "systemd-logind"]).stdout.strip() == "active"
+    assert "seat0" in container.run(["loginctl", "list-seats", "--no-legend"]).stdout
+    # Its own /run: the pytest process's private /run/systemd is not what the container sees.
+    inside = container.run(["stat", "-c", "%d:%i", "/run/systemd/seats"]).stdout.strip()
+    assert os.path.exists("/run/systemd") and inside
+    assert container.run(["test", "-f", "/project/pyproject.toml"]).returncode == 0
+
+
+def test_teardown_leaves_no_mount_and_no_process_even_when_the_body_fails() -> None:
+    c = Container()
+    seen: list[tuple[Path, int, int]] = []
+    with pytest.raises(RuntimeError, match="body failed"), c:
+        assert c.base is not None and c.nspawn is not None and c.init_pid
+        seen.append((c.base, c.nspawn.pid, c.init_pid))
+        assert _is_mounted(c.base / "merged")
+        raise RuntimeError("body failed")
+    base, nspawn_pid, init_pid = seen[0]
+    assert not _is_mounted(base / "merged")
+    assert not base.exists()
+    for pid in (nspawn_pid, init_pid):
+        assert not Path(f"/proc/{pid}").exists(), f"pid {pid} still alive"
+    assert c.nspawn is None and c.init_pid == 0
+
+
+def test_run_reports_failures_with_output(container: Container) -> None:
+    with pytest.raises(ContainerError, match="no-such-command"):
+        container.run(["sh", "-c", "echo no-such-command >&2; exit 3"])
+    assert container.run(["false"], check=False).returncode == 1
+
+
+def test_pam_sessions_have_the_attributes_asked_for(scene: Scene) -> None:
+    """The helpers create what logind calls real sessions (this checks loginctl, not us)."""
+    user, greeter = scene.add_user("h"), scene.add_user("hg")
+    graphical = scene.pam_session(user, session_type="x11", session_class="user", seat="seat0")
+    greet = scene.pam_session(greeter, session_type="x11", session_class="greeter",
+                              seat="seat0")
+    su = scene.su_session(user)
+    remote = scene.remote_session(user)
+    t = scene.truth
+    g, gr, s, r = t.session(graphical), t.session(greet), t.session(su), t.session(remote)
+    assert (g.seat, g.type, g.session_class, g.remote) == ("seat0", "x11", "user", False)
+    assert (gr.seat, gr.type, gr.session_class) == ("seat0", "x11", "greeter")
+    seat0 = next(x for x in t.seats() if x.name == "seat0")
+    assert seat0.active_session == greet  # the newest session on the seat is in front
+    assert (s.service, s.seat, s.remote) == ("su-l", "", False)
+    assert (r.remote, r.remote_host, r.seat) == (True, "203.0.113.9", "")
+    for sid in (graphical, greet, su, remote):
+        scene.terminate(sid)
+        scene.wait_session_gone(sid)
