@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 from login_exporter.collector import Exposition, LogindCollector, Publisher, Totals
-from login_exporter.state import EMPTY, Changes, Refresher, Snapshot, difference
+from login_exporter.state import EMPTY, Changes, RefreshCancelled, Refresher, Snapshot, difference
 from login_exporter.watch import Watcher
 
 log = logging.getLogger("login_exporter.agent")
@@ -52,6 +52,7 @@ class Agent:
         self.totals = Totals()
         self.snapshot: Snapshot = EMPTY
         self._refresher = refresher
+        refresher.cancelled = lambda: self._stop  # SIGTERM mid-refresh: exit within a second
         self._collector = collector
         self._publisher = publisher
         self._notify = notify
@@ -82,6 +83,8 @@ class Agent:
             self.totals.errors["list"] += 1
             log.warning("reading logind state failed: %s", exc)
             return
+        except RefreshCancelled:
+            return  # stopping: the loop ends before anything else is read
         totals = self.totals
         totals.refreshes[reason] += 1
         totals.read_races += snapshot.read_races

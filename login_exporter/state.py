@@ -141,6 +141,10 @@ class _SessionStatic:
     desktop: str | None
 
 
+class RefreshCancelled(Exception):
+    """A refresh was abandoned because its ``cancelled()`` check turned true (shutting down)."""
+
+
 class _Tally:
     """Counts races and errors of one refresh."""
 
@@ -167,6 +171,8 @@ class Refresher:
     """Builds snapshots from libsystemd, reusing what it already knows.
 
     ``details`` also reads user name, remote host, tty and desktop (for the opt-in session info).
+    ``cancelled`` is asked before each session is read: when it answers True the refresh raises
+    RefreshCancelled, so a stop request need not wait for 10,000 sessions to be read.
     """
 
     def __init__(
@@ -175,7 +181,9 @@ class Refresher:
         machines: bool = True,
         details: bool = False,
         clock: Callable[[], float] = time.time,
+        cancelled: Callable[[], bool] = lambda: False,
     ) -> None:
+        self.cancelled = cancelled
         self._machines = machines
         self._details = details
         self._clock = clock
@@ -188,7 +196,8 @@ class Refresher:
         ``previous`` unless ``changes.everything``.
 
         Vanished objects are skipped and counted as races; unreadable ones are skipped and
-        counted as errors. Raises OSError only when a listing itself fails.
+        counted as errors. Raises OSError only when a listing itself fails, RefreshCancelled
+        when ``cancelled()`` turns true.
         """
         now = self._clock()
         tally = _Tally()
@@ -240,6 +249,8 @@ class Refresher:
             elif name in changes.sessions:
                 # logind rewrote the file: anything in it may have changed (SetType, SetClass).
                 self._static.pop(name, None)
+            if self.cancelled():
+                raise RefreshCancelled
             try:
                 result[name] = self._read_session(name, previous.sessions.get(name), now)
             except OSError as exc:

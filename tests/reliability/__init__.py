@@ -1,0 +1,1 @@
+"""Reliability and security: injected faults, hostile input, load, a locked-down service."""

@@ -1,0 +1,414 @@
+"""HTTP abuse and the locked-down service, against the real exporter process."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import secrets
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import bcrypt
+import pytest
+import requests
+import yaml
+
+from tests.reliability import proc
+from tests.support.exporter import ROOT, Exporter, free_port, running_exporter, start_exporter
+from tests.support.logind_state import LogindState
+from tests.support.pki import Pki, make_pki
+
+
+@pytest.fixture
+def exporter(real_252: LogindState) -> Iterator[Exporter]:
+    with running_exporter() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
+    """Send raw bytes, half-close, and return everything the server answers."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def status_of(answer: bytes) -> int:
+    assert answer.startswith(b"HTTP/1."), answer[:200]
+    return int(answer.split(b" ", 2)[1])
+
+
+def _healthy(exporter: Exporter) -> None:
+    assert exporter.get("/-/healthy").status_code == 200
+    assert exporter.process.poll() is None
+
+
+MALFORMED = [
+    (b"GARBAGE\r\n\r\n", {400}),
+    (b"GET /metrics\r\n\r\n", {400}),
+    (b"GET  /metrics HTTP/1.1\r\n\r\n", {400}),
+    (b"GET /metrics HTTP/1.1 extra\r\n\r\n", {400}),
+    (b"GET /metrics HTTP/9.9\r\n\r\n", {505}),
+    (b"GET /metrics FOO/1.1\r\n\r\n", {400}),
+    (b"G\x00T /metrics HTTP/1.1\r\n\r\n", {400}),
+    (b"GET metrics HTTP/1.1\r\n\r\n", {400}),
+    (b"GET /metr\x7fics HTTP/1.1\r\n\r\n", {400}),
+    (b"GET /metrics HTTP/1.1\r\nNo colon here\r\n\r\n", {400}),
+    (b"GET /metrics HTTP/1.1\r\nBad Name: x\r\n\r\n", {400}),
+    (b"GET /metrics HTTP/1.1\r\nContent-Length: -1\r\n\r\n", {400}),
+    (b"GET /metrics HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", {400}),
+    (b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + b"\x00" * 40 + b"\r\n\r\n", {400}),
+    (b"\xff\xfe\xfd\r\n\r\n", {400}),
+    (b"GET /metrics HTTP/1.1\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n", {431}),
+    (b"GET /metrics HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(200)) + b"\r\n",
+     {431}),
+    (b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\n\r\n", {414}),
+    (b"GET /metrics HTTP/1.1\r\n" + b"X: " + b"b" * 70_000, {431}),  # never ends its head
+]  # fmt: skip
+
+
+def test_malformed_requests_get_4xx_and_the_process_keeps_serving(exporter: Exporter) -> None:
+    for request, expected in MALFORMED:
+        assert status_of(exchange(exporter.port, request)) in expected, request[:60]
+    _healthy(exporter)
+    assert exporter.samples()[("logind_up", frozenset())] == 1
+
+
+@pytest.mark.parametrize("method", ["FOO", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"])
+def test_methods_other_than_get_and_head_are_405(exporter: Exporter, method: str) -> None:
+    answer = exchange(exporter.port, f"{method} /metrics HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert status_of(answer) == 405
+    assert b"\r\nAllow: GET, HEAD\r\n" in answer
+
+
+TRAVERSALS = [
+    "/../../etc/passwd", "/metrics/../", "/metrics/..", "/metrics/../../../etc/passwd",
+    "/%2e%2e/%2e%2e/etc/passwd", "/..%2f..%2fetc%2fpasswd", "/metrics%2f..%2f..%2fetc%2fpasswd",
+    "/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd", "//etc/passwd", "/./metrics/../../etc/passwd",
+    "/-/../../etc/passwd", "/-/healthy/../../../etc/passwd", "/metrics/", "/METRICS",
+    "/metrics%00", "/..\\..\\etc\\passwd", "/%252e%252e/etc/passwd", "/proc/self/environ",
+    "/run/systemd/sessions/c1", "/etc/passwd",
+]  # fmt: skip
+
+
+def test_path_traversal_is_404_and_never_file_content(exporter: Exporter) -> None:
+    for path in TRAVERSALS:
+        answer = exchange(exporter.port, f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert status_of(answer) == 404, path
+        assert b"root:" not in answer and b"logind_" not in answer and b"UID=" not in answer
+    answer = exchange(exporter.port, b"GET http://x/../../etc/passwd HTTP/1.1\r\n\r\n")
+    assert status_of(answer) in (400, 404) and b"root:" not in answer
+
+
+def _logind_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if "logind_" in line]
+
+
+def test_200_concurrent_scrapes_all_answer_200_with_identical_bodies(exporter: Exporter) -> None:
+    barrier = threading.Barrier(200)
+
+    def scrape(_: int) -> tuple[int, list[str]]:
+        barrier.wait(timeout=30)
+        response = requests.get(exporter.url + "/metrics", timeout=30)
+        return response.status_code, _logind_lines(response.text)
+
+    with ThreadPoolExecutor(max_workers=200) as pool:
+        results = list(pool.map(scrape, range(200)))
+    assert [code for code, _ in results] == [200] * 200
+    first = results[0][1]
+    assert any(line.startswith("logind_sessions{") for line in first)
+    assert all(lines == first for _, lines in results)
+
+
+def test_100_slow_clients_do_not_stall_a_normal_scrape(exporter: Exporter) -> None:
+    slow = [socket.create_connection(("127.0.0.1", exporter.port)) for _ in range(100)]
+    stop = threading.Event()
+
+    def trickle() -> None:
+        request = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"z" * 1000
+        for i in range(len(request)):
+            for sock in slow:
+                with contextlib.suppress(OSError):
+                    sock.send(request[i : i + 1])
+            if stop.wait(0.05):
+                return
+
+    trickler = threading.Thread(target=trickle)
+    trickler.start()
+    try:
+        time.sleep(0.5)
+        timings = []
+        for _ in range(5):
+            started = time.monotonic()
+            response = requests.get(exporter.url + "/metrics", timeout=5)
+            timings.append(time.monotonic() - started)
+            assert response.status_code == 200
+        shown = ", ".join(f"{t * 1000:.1f}" for t in timings)
+        print(f"scrapes beside 100 slow clients: {shown} ms")
+        assert max(timings) < 1.0
+    finally:
+        stop.set()
+        trickler.join()
+        for sock in slow:
+            sock.close()
+    _healthy(exporter)
+
+
+# -- basic auth --------------------------------------------------------------------------------
+
+PASSWORD = b"correct horse"
+COST = 10
+
+
+def _auth(user: str, password: bytes) -> dict[str, str]:
+    token = base64.b64encode(user.encode() + b":" + password).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+@pytest.fixture
+def auth_exporter(real_252: LogindState, tmp_path: Path) -> Iterator[Exporter]:
+    config = tmp_path / "web.yml"
+    hashed = bcrypt.hashpw(PASSWORD, bcrypt.gensalt(COST)).decode()
+    config.write_text(yaml.safe_dump({"basic_auth_users": {"prometheus": hashed}}))
+    with running_exporter(f"--web.config.file={config}") as running:
+        yield running
+
+
+def _bcrypt_seconds() -> float:
+    hashed = bcrypt.hashpw(b"x", bcrypt.gensalt(COST))
+    started = time.process_time()
+    for _ in range(3):
+        bcrypt.checkpw(b"y", hashed)
+    return (time.process_time() - started) / 3
+
+
+def test_wrong_credentials_get_401_with_a_challenge(auth_exporter: Exporter) -> None:
+    for headers in ({}, _auth("prometheus", b"wrong"), _auth("nobody", PASSWORD),
+                    {"Authorization": "Bearer abc"}, {"Authorization": "Basic !!!"}):  # fmt: skip
+        response = auth_exporter.get("/metrics", headers=headers)
+        assert response.status_code == 401, headers
+        assert response.headers["WWW-Authenticate"].startswith("Basic realm=")
+        assert "logind_" not in response.text
+    response = auth_exporter.get("/metrics", headers=_auth("prometheus", PASSWORD))
+    assert response.status_code == 200 and "logind_up 1.0" in response.text
+
+
+def test_flood_of_one_wrong_password_costs_far_less_than_300_bcrypts(
+    auth_exporter: Exporter,
+) -> None:
+    one = _bcrypt_seconds()
+    pid = auth_exporter.process.pid
+    before = proc.cpu_seconds(pid)
+
+    def attempt(_: int) -> int:
+        return requests.get(auth_exporter.url + "/metrics", timeout=30,
+                            headers=_auth("prometheus", b"hunter2")).status_code  # fmt: skip
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        codes = list(pool.map(attempt, range(300)))
+    spent = proc.cpu_seconds(pid) - before
+    print(f"300 wrong passwords: {spent:.2f} s CPU; one bcrypt check costs {one * 1000:.0f} ms")
+    assert set(codes) <= {401, 503} and codes.count(401) > 0
+    assert spent < 300 * one / 10
+
+
+def test_flood_of_distinct_wrong_passwords_uses_at_most_one_core(
+    auth_exporter: Exporter,
+) -> None:
+    good = _auth("prometheus", PASSWORD)
+    assert auth_exporter.get("/metrics", headers=good).status_code == 200  # now cached
+    pid = auth_exporter.process.pid
+    stop = threading.Event()
+
+    def attempt(worker: int) -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                password = secrets.token_bytes(12)
+                session.get(auth_exporter.url + "/metrics", timeout=30,
+                            headers=_auth("prometheus", password))  # fmt: skip
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(0.3)
+        cpu_before, wall_before = proc.cpu_seconds(pid), time.monotonic()
+        time.sleep(2.0)
+        started = time.monotonic()
+        response = auth_exporter.get("/metrics", headers=good)
+        answered_in = time.monotonic() - started
+        cores = (proc.cpu_seconds(pid) - cpu_before) / (time.monotonic() - wall_before)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    print(f"distinct wrong passwords: {cores:.2f} cores busy; good scrape {answered_in:.3f} s")
+    assert response.status_code == 200
+    assert cores < 1.5, "bcrypt checks were not bounded to one at a time"
+    assert answered_in < 1.0
+
+
+# -- TLS ---------------------------------------------------------------------------------------
+
+
+def test_tls_requires_the_client_certificate(
+    real_252: LogindState, pki: Pki, tmp_path: Path
+) -> None:
+    config = tmp_path / "web.yml"
+    config.write_text(yaml.safe_dump({"tls_server_config": {
+        "cert_file": str(pki.server_cert), "key_file": str(pki.server_key),
+        "client_ca_file": str(pki.client_ca), "client_auth_type": "RequireAndVerifyClientCert",
+    }}))  # fmt: skip
+    port = free_port()
+    exporter = start_exporter(f"--web.config.file={config}", port=port, scheme="https",
+                              ready_path=None)  # fmt: skip
+    try:
+        url = f"https://127.0.0.1:{port}/metrics"
+        deadline = time.monotonic() + 10
+        while True:  # wait until it listens
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and exporter.process.poll() is None
+                time.sleep(0.05)
+        client = (str(pki.client_cert), str(pki.client_key))
+        response = requests.get(url, cert=client, verify=str(pki.ca), timeout=5)
+        assert response.status_code == 200 and "logind_up 1.0" in response.text
+        for cert in (None, (str(pki.rogue_cert), str(pki.rogue_key))):
+            with pytest.raises((requests.exceptions.SSLError, requests.ConnectionError)):
+                requests.get(url, cert=cert, verify=str(pki.ca), timeout=5)
+        # Without a certificate the handshake fails: no byte of the exposition is sent.
+        context = ssl.create_default_context(cafile=str(pki.ca))
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+            pytest.raises((ssl.SSLError, OSError)),
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
+            tls.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert b"logind_" not in tls.recv(65536)
+            raise ssl.SSLError("answered without a client certificate")
+        plain = exchange(port, b"GET /metrics HTTP/1.1\r\n\r\n")
+        assert status_of(plain) == 400 and b"logind_" not in plain
+        assert requests.get(url, cert=client, verify=str(pki.ca), timeout=5).status_code == 200
+    finally:
+        status, stderr = exporter.stop()
+    assert status == 0 and "Traceback" not in stderr, stderr
+
+
+# -- the locked-down service -------------------------------------------------------------------
+
+
+def _inaccessible_ancestor(path: Path) -> Path | None:
+    """The first ancestor of path that others cannot search (e.g. /root, mode 0700)."""
+    for parent in reversed(path.parents):
+        if parent != Path("/") and not os.stat(parent).st_mode & 0o001:
+            return parent
+    return None
+
+
+def _as_nobody(port: int) -> list[str]:
+    """A command running the exporter as uid/gid 65534 with no groups.
+
+    When the interpreter lives under a directory others cannot enter (pyenv under /root), a
+    child mount namespace shows just that installation through a tmpfs: nothing is chmodded.
+    """
+    exporter = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                sys.executable, "-m", "login_exporter",
+                f"--web.listen-address=127.0.0.1:{port}"]  # fmt: skip
+    prefix = Path(sys.base_prefix).resolve()
+    blocked = _inaccessible_ancestor(prefix)
+    if blocked is None:
+        return exporter
+    inside = prefix.relative_to(blocked).parts[0]
+    stage = tempfile.mkdtemp(prefix="le-stage-")
+    script = (
+        f'mount --bind "{blocked}/{inside}" "{stage}" && '
+        f'mount -t tmpfs -o mode=0755 tmpfs "{blocked}" && mkdir "{blocked}/{inside}" && '
+        f'mount --move "{stage}" "{blocked}/{inside}" && exec "$@"'
+    )
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+            *exporter]  # fmt: skip
+
+
+def test_runs_as_an_unprivileged_user_and_serves(real_252: LogindState) -> None:
+    if shutil.which("setpriv") is None:
+        pytest.fail("setpriv (util-linux) is needed")
+    port = free_port()
+    process = subprocess.Popen(_as_nobody(port), cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)  # fmt: skip
+    exporter = Exporter(process, port)
+    try:
+        samples = exporter.wait_for(lambda s: s.get(("logind_up", frozenset())) == 1,
+                                    timeout=15, what="logind_up 1 as nobody")  # fmt: skip
+        assert sum(v for (n, _), v in samples.items() if n == "logind_sessions") > 0
+        pid = _exporter_pid(process.pid)
+        status = Path(f"/proc/{pid}/status").read_text()
+        assert "\nUid:\t65534\t65534\t65534\t65534\n" in status
+        groups = [line for line in status.splitlines() if line.startswith("Groups:")]
+        assert [line.strip() for line in groups] == ["Groups:"], groups
+        assert "\nCapEff:\t0000000000000000\n" in status
+        assert proc.writable_files(pid) == []
+    finally:
+        code, stderr = exporter.stop()
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+
+
+def _exporter_pid(pid: int) -> int:
+    """The pid running Python: ``pid`` itself or the child unshare exec'ed into."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if "login_exporter" in Path(f"/proc/{pid}/cmdline").read_text():
+            return pid
+        time.sleep(0.05)
+    raise AssertionError("the exporter process never appeared")
+
+
+def test_listens_only_where_told_and_opens_no_file_for_writing(real_252: LogindState) -> None:
+    port, port6 = free_port(), free_port()
+    with running_exporter(f"--web.listen-address=[::1]:{port6}") as exporter:
+        exporter.samples()
+        time.sleep(0.2)  # let the scrape's connection close
+        pid = exporter.process.pid
+        sockets = proc.sockets_of(pid)
+        listening = sorted((p, host, lport) for p, host, lport, state in sockets if state == "0A")
+        assert listening == sorted([("tcp", "127.0.0.1", exporter.port), ("tcp6", "::1", port6)])
+        assert all(p.startswith("tcp") for p, *_ in sockets), sockets
+        assert proc.writable_files(pid) == []
+    del port
+
+
+def test_no_identity_labels_unless_asked(real_252: LogindState) -> None:
+    real_252.session("900", uid=4711, user="mallory", seat=None, remote=True,
+                     remote_host="203.0.113.77", remote_user="evelyn-x9", tty="pts/9")  # fmt: skip
+    identity = {"user", "uid", "session", "remote_host", "remote_user", "tty", "leader",
+                "machine_id", "username"}  # fmt: skip
+    with running_exporter() as exporter:
+        text = exporter.get().text
+        labels = {name for (_, pairs) in exporter.samples() for name, _ in pairs}
+    assert not labels & identity, labels & identity
+    for secret in ("mallory", "203.0.113.77", "evelyn-x9", "4711", "pts/9", 'session="900"'):
+        assert secret not in text, secret
+    with running_exporter("--collector.session-info") as exporter:
+        text = exporter.get().text
+    # The same checks do see identities once asked for (user names come from passwd on 252).
+    assert "203.0.113.77" in text and 'session="900"' in text and 'uid="4711"' in text
