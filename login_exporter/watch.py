@@ -99,7 +99,7 @@ class Watcher:
         return {monitor.fileno(): category for category, monitor in self.monitors.items()}
 
     def drain(self, category: str) -> Changes:
-        """Read every pending event of one monitor, flush it, and return what they name.
+        """Read every pending event of one monitor (emptying it) and return what they name.
 
         A watch that died is closed (re-open it with open_missing()). Raises nothing: an
         unreadable fd yields ``Changes(everything=True)``.
@@ -125,10 +125,11 @@ class Watcher:
             changes, dead = changes_from_events(category, parse_events(bytes(data)))
         except ValueError:
             changes, dead = Changes(everything=True), False
+        # No sd_login_monitor_flush() here: reading until EAGAIN already emptied the fd, and a
+        # flush would silently discard an IN_IGNORED that arrived since (a watch that died while
+        # /run/systemd/* was being removed), leaving a monitor that never wakes again.
         if dead:
             self.close(category)
-        else:
-            monitor.flush()
         return changes
 
     def close(self, category: str | None = None) -> None:

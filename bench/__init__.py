@@ -1,0 +1,1 @@
+"""Benchmarks for login-exporter: `python3 -m bench.run [--quick]` prints one table (see README)."""

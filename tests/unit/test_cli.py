@@ -1,0 +1,185 @@
+"""Command line: durations, defaults, and every bad flag exits 2 naming the problem."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from login_exporter import __version__
+from login_exporter.cli import DEFAULT_PORT, build_parser, parse_duration
+from tests.support.exporter import ROOT, free_port
+from tests.support.logind_state import LogindState
+
+# -- parse_duration -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("0", 0.0), ("0s", 0.0), ("50ms", 0.05), ("1ms", 0.001), ("10ms", 0.01), ("1s", 1.0),
+        ("1.5s", 1.5), ("5m", 300.0), ("1h", 3600.0), ("1h30m", 5400.0), ("1d", 86400.0),
+        ("2m30s", 150.0), ("1s500ms", 1.5),
+    ],
+)  # fmt: skip
+def test_parse_duration_accepts_prometheus_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "abc", "5", "10 s", "-5s", "5x", "ms", "s5", "5m ", " 5m", "1.s", ".5s", "5mm", "1e3s",
+     "5M", "1h-30m"],
+)  # fmt: skip
+def test_parse_duration_rejects_everything_else_naming_the_text(text: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_duration(text)
+    assert repr(text) in str(info.value)
+
+
+# -- defaults -------------------------------------------------------------------------------------
+
+
+def test_defaults_follow_the_contract() -> None:
+    args = build_parser().parse_args([])
+    assert DEFAULT_PORT == 9844
+    assert args.listen is None  # main() turns it into [":9844"]
+    assert args.telemetry_path == "/metrics"
+    assert args.web_config is None and not args.systemd_socket
+    assert not args.disable_exporter_metrics
+    assert (args.machines, args.machine_info, args.session_info) == (True, True, False)
+    assert args.debounce == pytest.approx(0.05)
+    assert args.resync == pytest.approx(300.0)
+    assert (args.log_level, args.log_format) == ("info", "logfmt")
+    assert not args.once
+
+
+def test_boolean_collector_flags_have_no_forms() -> None:
+    args = build_parser().parse_args(
+        ["--no-collector.machines", "--no-collector.machine-info", "--collector.session-info",
+         "--refresh.resync-interval=0", "--web.listen-address=[::]:1",
+         "--web.listen-address=127.0.0.1:2"]
+    )  # fmt: skip
+    assert (args.machines, args.machine_info, args.session_info) == (False, False, True)
+    assert args.resync == 0.0
+    assert args.listen == ["[::]:1", "127.0.0.1:2"]
+
+
+def test_abbreviated_flags_are_refused() -> None:
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(["--once", "--refresh.deb=1s"])
+    assert info.value.code == 2
+
+
+# -- the real program -----------------------------------------------------------------------------
+
+
+def run(*args: str, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "login_exporter", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--refresh.debounce", "abc"),
+        ("--refresh.debounce", "-1s"),
+        ("--refresh.debounce", ""),
+        ("--refresh.resync-interval", "5x"),
+        ("--refresh.resync-interval", "forever"),
+        ("--web.listen-address", "9844"),
+        ("--web.listen-address", "127.0.0.1:99999"),
+        ("--web.listen-address", "localhost:http"),
+        ("--web.listen-address", "::1:9844"),
+        ("--web.telemetry-path", "metrics"),
+        ("--web.telemetry-path", "/me trics"),
+        ("--log.level", "loud"),
+        ("--log.format", "xml"),
+        ("--collector.machines", "yes"),
+    ],
+)
+def test_bad_flag_value_exits_2_naming_the_flag(flag: str, value: str) -> None:
+    result = run(f"{flag}={value}", "--once")
+    assert result.returncode == 2, result.stderr
+    assert flag in result.stderr
+    assert result.stdout == ""
+
+
+def test_unknown_flag_exits_2_naming_it() -> None:
+    result = run("--collector.bogus")
+    assert result.returncode == 2
+    assert "--collector.bogus" in result.stderr
+
+
+def test_version_prints_and_exits_0() -> None:
+    result = run("--version")
+    assert result.returncode == 0
+    assert __version__ in result.stdout
+
+
+def test_help_lists_every_contract_flag() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    for flag in (
+        "--web.listen-address", "--web.telemetry-path", "--web.config.file",
+        "--web.systemd-socket", "--web.disable-exporter-metrics", "--collector.machines",
+        "--no-collector.machines", "--collector.machine-info", "--collector.session-info",
+        "--refresh.debounce", "--refresh.resync-interval", "--log.level", "--log.format",
+        "--once", "--version",
+    ):  # fmt: skip
+        assert flag in result.stdout, flag
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("tls_server_config: [unclosed\n", "YAML"),
+        ("basic_auth_users:\n  alice: not-a-hash\n", "basic_auth_users.alice"),
+        ("tls_server_confg:\n  cert_file: x.pem\n", "tls_server_confg"),
+        ("tls_server_config:\n  cert_file: x.pem\n  key_fiel: x.key\n", "key_fiel"),
+        ("tls_server_config:\n  cert_file: missing.pem\n  key_file: missing.key\n",
+         "missing.pem"),
+        ("- a list\n", "mapping"),
+    ],
+)
+def test_bad_web_config_exits_2_naming_the_problem(
+    tmp_path: Path, content: str, needle: str
+) -> None:
+    config = tmp_path / "web.yml"
+    config.write_text(content)
+    result = run(f"--web.config.file={config}", f"--web.listen-address=127.0.0.1:{free_port()}")
+    assert result.returncode == 2, result.stderr
+    assert str(config) in result.stderr
+    assert needle in result.stderr
+
+
+def test_missing_web_config_file_exits_2_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yml"
+    result = run(f"--web.config.file={missing}", f"--web.listen-address=127.0.0.1:{free_port()}")
+    assert result.returncode == 2
+    assert str(missing) in result.stderr and "no such file" in result.stderr
+
+
+def test_systemd_socket_without_listen_fds_exits_2(logind: LogindState) -> None:
+    result = run("--web.systemd-socket")
+    assert result.returncode == 2
+    assert "--web.systemd-socket" in result.stderr
+
+
+def test_port_in_use_exits_1_naming_the_address(logind: LogindState) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        address = f"127.0.0.1:{busy.getsockname()[1]}"
+        result = run(f"--web.listen-address={address}")
+    assert result.returncode == 1
+    assert address in result.stderr
