@@ -24,6 +24,7 @@ from login_exporter.watch import Watcher
 log = logging.getLogger("login_exporter.agent")
 
 RETRY_FIRST = 0.1
+LOGIND_CATEGORIES = ("session", "seat", "uid")
 RETRY_MAX = 5.0
 
 
@@ -58,7 +59,7 @@ class Agent:
         self._notify = notify
         self._watchdog = watchdog_usec / 2_000_000 if watchdog_usec else None
         self._base: Snapshot = EMPTY  # last snapshot with logind up: what differences start from
-        categories = ["session", "seat", "uid"] + (["machine"] if settings.machines else [])
+        categories = [*LOGIND_CATEGORIES] + (["machine"] if settings.machines else [])
         self._watcher = Watcher(categories)
         self._selector = selectors.DefaultSelector()
         self._registered: dict[int, str] = {}
@@ -90,7 +91,10 @@ class Agent:
         totals.read_races += snapshot.read_races
         for kind, count in snapshot.read_errors.items():
             totals.errors[kind] += count
-        if snapshot.logind_up:
+        # Count starts and ends only from views of a running logind whose session, seat and user
+        # directories are all watched: while /run/systemd is half gone (wiped, being restored),
+        # sessions merely look absent and must not count as ended, then started again.
+        if snapshot.logind_up and self._watcher.watching(LOGIND_CATEGORIES):
             if self._base is not EMPTY:  # the first view of logind counts nothing as started
                 change = difference(self._base, snapshot)
                 totals.observe(change, snapshot.taken_at)

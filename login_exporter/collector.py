@@ -12,6 +12,7 @@ import gzip as gz
 import re
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -407,12 +408,22 @@ class Exposition:
 
 
 class Publisher:
-    """The web server's source: the newest exposition plus, rendered per scrape, the cheap
-    process/python collectors (their values change between refreshes)."""
+    """The web server's source: the newest exposition followed by the process/python
+    collectors, whose values change between refreshes. Those are rendered at most once per
+    ``live_ttl`` seconds and the whole body is cached per format, so a scrape is a lookup."""
 
-    def __init__(self, live: CollectorRegistry | None) -> None:
+    def __init__(
+        self,
+        live: CollectorRegistry | None,
+        live_ttl: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._current: Exposition | None = None
         self._live = live
+        self._live_ttl = live_ttl
+        self._clock = clock
+        self._bodies: dict[tuple[bool, bool], tuple[Exposition, float, bytes]] = {}
+        self._lock = threading.Lock()
 
     def publish(self, exposition: Exposition) -> None:
         """Make ``exposition`` what scrapes see (one reference swap: no lock needed)."""
@@ -427,12 +438,24 @@ class Publisher:
         current = self._current
         if current is None:
             raise LookupError("no snapshot yet")
-        static = current.get(openmetrics, gzip)
-        if openmetrics:
-            live = _openmetrics(self._live) if self._live else _EOF
-        elif self._live is not None:
-            live = generate_latest(self._live)
+        if self._live is None and not openmetrics:
+            return current.get(openmetrics, gzip)
+        key = (openmetrics, gzip)
+        cached = self._bodies.get(key)
+        if cached is not None and cached[0] is current and self._clock() < cached[1]:
+            return cached[2]
+        with self._lock:  # one renderer at a time; the others reuse its result
+            cached = self._bodies.get(key)
+            if cached is not None and cached[0] is current and self._clock() < cached[1]:
+                return cached[2]
+            body = current.get(openmetrics, gzip) + self._live_part(openmetrics, gzip)
+            self._bodies[key] = (current, self._clock() + self._live_ttl, body)
+            return body
+
+    def _live_part(self, openmetrics: bool, gzip: bool) -> bytes:
+        if self._live is None:
+            live = _EOF
         else:
-            return static
+            live = _openmetrics(self._live) if openmetrics else generate_latest(self._live)
         # Concatenated gzip members are one valid gzip stream (RFC 1952).
-        return static + (gz.compress(live, 1, mtime=0) if gzip else live)
+        return gz.compress(live, 1, mtime=0) if gzip else live

@@ -83,6 +83,10 @@ class Watcher:
         """Whether every wanted monitor is open."""
         return len(self.monitors) == len(self.categories)
 
+    def watching(self, categories: Iterable[str]) -> bool:
+        """Whether the monitors of all these categories are open."""
+        return all(category in self.monitors for category in categories)
+
     def open_missing(self) -> list[tuple[str, OSError]]:
         """Try to open every monitor not open yet. Returns the failures (category, error)."""
         failures = []

@@ -130,35 +130,37 @@ def _take_string(pointer: Any) -> str:
     try:
         return _decode(pointer)
     finally:
-        _ffi.free(pointer)
+        _ffi.libc().free(pointer)
 
 
-def _take_strv(array: Any) -> list[str]:
-    """Copy a NULL-terminated char** into Python and free it and every string (NULL: empty)."""
+def _take_strv(array: Any, count: int | None = None) -> list[str]:
+    """Copy a NULL-terminated char** (``count`` entries, when known) into Python and free it and
+    every string in it. NULL is an empty list."""
     if array == ffi.NULL:
         return []
-    result = []
+    if count is None:
+        count = 0
+        while array[count] != ffi.NULL:
+            count += 1
+    pointers = ffi.unpack(array, count)
+    free = _ffi.libc().free
     try:
-        i = 0
-        while array[i] != ffi.NULL:
-            result.append(_decode(array[i]))
-            i += 1
+        # map() keeps the per-string work in C; one decode for all (names hold no NUL).
+        joined = b"\0".join(map(ffi.string, pointers)).decode(_ENCODING, _ERRORS)
+        return joined.split("\0") if pointers else []
     finally:
-        i = 0
-        while array[i] != ffi.NULL:
-            _ffi.free(array[i])
-            i += 1
-        _ffi.free(array)
-    return result
+        for _ in map(free, pointers):
+            pass
+        free(array)
 
 
 def _take_array(array: Any, count: int) -> list[int]:
     if array == ffi.NULL:
         return []
     try:
-        return [int(array[i]) for i in range(count)]
+        return [int(value) for value in ffi.unpack(array, count)]
     finally:
-        _ffi.free(array)
+        _ffi.libc().free(array)
 
 
 def _strv_call(call: str, *args: Any, subject: object = "") -> list[str]:
@@ -166,7 +168,7 @@ def _strv_call(call: str, *args: Any, subject: object = "") -> list[str]:
     result = _function(call)(*args, out)
     if result < 0:
         _fail(result, call, subject)
-    return _take_strv(out[0])
+    return _take_strv(out[0], result)
 
 
 def _string_getter(call: str, subject: object, *args: Any) -> str | None:

@@ -89,14 +89,12 @@ int sd_pid_get_cgroup(pid_t pid, char **cgroup);
 int sd_notify(int unset_environment, const char *state);
 int sd_watchdog_enabled(int unset_environment, uint64_t *usec);
 int sd_listen_fds(int unset_environment);
-"""
 
-LIBC_CDEF = "void free(void *ptr);"
+void free(void *ptr);
+"""
 
 ffi = FFI()
 ffi.cdef(CDEF)
-libc_ffi = FFI()
-libc_ffi.cdef(LIBC_CDEF)
 
 _lock = threading.Lock()
 _lib: Any = None
@@ -121,7 +119,8 @@ def load() -> Any:
                 except OSError as exc:
                     failures.append(f"{soname}: {exc}")
                     continue
-                _libc = libc_ffi.dlopen(None)
+                # free(3) from libc, through the same FFI: cdata passes without conversion.
+                _libc = ffi.dlopen(None)
                 _lib = lib
                 break
             else:
@@ -134,9 +133,10 @@ def load() -> Any:
     return _lib
 
 
-def free(pointer: Any) -> None:
-    """free(3) memory that libsystemd allocated (after load())."""
-    _libc.free(pointer)
+def libc() -> Any:
+    """Return the C library (for free(3)) after loading libsystemd. Raises OSError."""
+    load()
+    return _libc
 
 
 def has_function(name: str) -> bool:
