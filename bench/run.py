@@ -392,6 +392,7 @@ class Run:
         missed = 0
         with Exporter(*flags) as exp:
             settle(exp, tree, timeout=10)
+            time.sleep(0.1)  # isolated from the start-up refresh too, as every trial is
             for k in range(self.plan.change_trials):
                 sid = candidates[k % len(candidates)]
                 t0 = time.perf_counter()

@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -139,22 +140,21 @@ class _Sticky:
         return {labels: values.get(labels, 0.0) for labels in sorted(seen)}
 
 
-def _gauge(
-    name: str, doc: str, labels: Sequence[str], values: dict[tuple[str, ...], float]
-) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(name, doc, labels=labels)
+def _family(
+    kind: type[GaugeMetricFamily | CounterMetricFamily],
+    name: str,
+    doc: str,
+    labels: Sequence[str],
+    values: dict[tuple[str, ...], float],
+) -> Metric:
+    family = kind(name, doc, labels=labels)
     for label_values, value in values.items():
         family.add_metric(label_values, value)
     return family
 
 
-def _counter(
-    name: str, doc: str, labels: Sequence[str], values: dict[tuple[str, ...], float]
-) -> CounterMetricFamily:
-    family = CounterMetricFamily(name, doc, labels=labels)
-    for label_values, value in values.items():
-        family.add_metric(label_values, value)
-    return family
+_gauge = partial(_family, GaugeMetricFamily)
+_counter = partial(_family, CounterMetricFamily)
 
 
 class LogindCollector(Collector):

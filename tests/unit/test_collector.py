@@ -22,36 +22,7 @@ from login_exporter.collector import (
 )
 from login_exporter.state import Difference, Machine, Seat, Session, Snapshot, User
 from tests.support.exporter import Samples, parse_samples
-
-
-def session(
-    sid: str,
-    *,
-    seat: str = "",
-    remote: bool = False,
-    type: str | None = "tty",
-    klass: str | None = "user",
-    state: str | None = "active",
-    start_time: float | None = None,
-    first_seen: float = 100.0,
-) -> Session:
-    return Session(
-        id=sid,
-        uid=1000 + len(sid),
-        seat=seat,
-        type=type,
-        klass=klass,
-        remote=remote,
-        service="sshd",
-        state=state,
-        active=state == "active",
-        start_time=start_time,
-        first_seen=first_seen,
-        user="alice",
-        remote_host="203.0.113.9" if remote else None,
-        tty="pts/1",
-        desktop=None,
-    )
+from tests.support.snapshots import session
 
 
 def seat(name: str, sessions: int = 0, active: str | None = None) -> Seat:

@@ -18,32 +18,7 @@ from login_exporter.state import (
     difference,
 )
 from tests.support.logind_state import LogindState
-
-
-def session(
-    sid: str,
-    *,
-    seat: str = "",
-    remote: bool = False,
-    type: str | None = "tty",
-    klass: str | None = "user",
-    state: str | None = "active",
-    start_time: float | None = None,
-    first_seen: float = 100.0,
-) -> Session:
-    return Session(
-        id=sid,
-        uid=1000,
-        seat=seat,
-        type=type,
-        klass=klass,
-        remote=remote,
-        service="login",
-        state=state,
-        active=state == "active",
-        start_time=start_time,
-        first_seen=first_seen,
-    )
+from tests.support.snapshots import session
 
 
 def snapshot(
