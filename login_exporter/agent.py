@@ -92,8 +92,9 @@ class Agent:
         for kind, count in snapshot.read_errors.items():
             totals.errors[kind] += count
         # Count starts and ends only from views of a running logind whose session, seat and user
-        # directories are all watched: while /run/systemd is half gone (wiped, being restored),
-        # sessions merely look absent and must not count as ended, then started again.
+        # directories are all watched: while one of them is gone (/run/systemd being restored,
+        # seats first), sessions merely look absent and must not count as ended, then started.
+        # (Files deleted one by one with the directories in place look exactly like logouts.)
         if snapshot.logind_up and self._watcher.watching(LOGIND_CATEGORIES):
             if self._base is not EMPTY:  # the first view of logind counts nothing as started
                 change = difference(self._base, snapshot)
@@ -164,7 +165,10 @@ class Agent:
         resync_at = now + settings.resync_interval if settings.resync_interval > 0 else None
         watchdog_at = now if self._watchdog else None
         while not self._stop:
-            deadlines = [d for d in (retry_at, resync_at, watchdog_at) if d is not None]
+            monitor_at = self._watcher.next_timeout()
+            deadlines = [
+                d for d in (retry_at, resync_at, watchdog_at, monitor_at) if d is not None
+            ]
             if pending:
                 deadlines.append(last_refresh + settings.debounce)
             timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
@@ -177,7 +181,9 @@ class Agent:
                 pending.merge(self._watcher.drain(category))
             if self._stop:
                 break
-            now = time.monotonic()
+            now = time.monotonic()  # CLOCK_MONOTONIC, the clock of the monitors' timeouts
+            if monitor_at is not None and now >= monitor_at:
+                pending.merge(self._watcher.expire(now))
             if retry_at is not None and now >= retry_at:
                 if self._open_monitors():
                     # Unwatched until now: anything may have changed meanwhile.

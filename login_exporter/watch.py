@@ -136,6 +136,25 @@ class Watcher:
             self.close(category)
         return changes
 
+    def next_timeout(self) -> float | None:
+        """Return the earliest CLOCK_MONOTONIC time, in seconds, at which a monitor asks to be
+        woken (sd_login_monitor_get_timeout), or None when none asks (libsystemd so far never
+        does, but the API allows it)."""
+        times = [t for m in self.monitors.values() if (t := m.get_timeout()) is not None]
+        return min(times) / 1e6 if times else None
+
+    def expire(self, now: float) -> Changes:
+        """Drain and flush every monitor whose timeout is at or before ``now`` (CLOCK_MONOTONIC
+        seconds), as sd_login_monitor_get_timeout(3) asks; return what their events name."""
+        changes = Changes()
+        for category, monitor in list(self.monitors.items()):
+            timeout = monitor.get_timeout()
+            if timeout is not None and timeout / 1e6 <= now:
+                changes.merge(self.drain(category))
+                if category in self.monitors:
+                    monitor.flush()
+        return changes
+
     def close(self, category: str | None = None) -> None:
         """Close one monitor, or all of them."""
         for name in [category] if category else list(self.monitors):

@@ -407,20 +407,24 @@ def test_run_systemd_removed_and_recreated_while_running(real_252: LogindState) 
         )  # fmt: skip
 
 
-def test_sessions_directory_wiped_before_seats_counts_no_logout(real_252: LogindState) -> None:
-    # The unlucky order: sessions/ vanishes while seat0 still says logind is up. The sessions
-    # only look absent; when they come back nothing may count as ended or started.
+def test_seats_restored_before_sessions_counts_no_logout(real_252: LogindState) -> None:
+    # /run/systemd comes back in the unlucky order: seat0 says logind is up while sessions/ is
+    # still missing. The sessions only look absent (their directory is unwatched): nothing may
+    # count as ended, and when they come back nothing may count as started.
     with running_exporter() as exporter:
-        shutil.rmtree(real_252.root / "sessions")
-        samples = exporter.wait_for(
-            lambda s: s.get(k("logind_up")) == 1
-            and s.get(sessions_k("", "true", "tty", "user", "active")) == 0,
-            3.0, "sessions to vanish with seat0 still there",
-        )  # fmt: skip
-        assert not family(samples, "logind_session_ends_total")
+        remove_tree(real_252)
+        exporter.wait_for(has({k("logind_up"): 0}), 3.0, "logind to go")
         staging = real_252.root / ".staging"
-        shutil.copytree(REAL_252 / "sessions", staging, symlinks=True)
-        os.rename(staging, real_252.root / "sessions")
+        for category in ("seats", "users", "machines", "sessions"):
+            shutil.copytree(REAL_252 / category, staging, symlinks=True)
+            os.rename(staging, real_252.root / category)
+            if category == "seats":
+                samples = exporter.wait_for(
+                    lambda s: s.get(k("logind_up")) == 1
+                    and s.get(sessions_k("", "true", "tty", "user", "active")) == 0,
+                    3.0, "seat0 back, sessions still missing",
+                )  # fmt: skip
+                assert not family(samples, "logind_session_ends_total")
         samples = exporter.wait_for(has(expected_252()), 6.5, "sessions to come back")
         assert not family(samples, "logind_session_starts_total")
         assert not family(samples, "logind_session_ends_total")

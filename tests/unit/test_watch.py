@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import select
 import shutil
 import struct
+import time
 
 import pytest
 
@@ -176,5 +178,56 @@ def test_watcher_opens_nothing_without_directories_and_closes_dead_watches(
         assert changes.everything
         assert "seat" not in watcher.monitors and not watcher.complete
         assert "session" in watcher.monitors
+    finally:
+        watcher.close()
+
+
+# -- monitor timeouts (sd_login_monitor_get_timeout) ----------------------------------------------
+
+
+def test_real_monitors_ask_for_no_timeout(logind: LogindState) -> None:
+    watcher = Watcher(["session", "seat", "uid", "machine"])
+    try:
+        assert watcher.open_missing() == []
+        assert watcher.next_timeout() is None
+        assert not watcher.expire(time.monotonic())
+    finally:
+        watcher.close()
+
+
+class TimedMonitor:
+    """Stands in for a monitor whose library asks for a timeout (pure logic of expire())."""
+
+    def __init__(self, timeout_usec: int, data: bytes) -> None:
+        self.timeout_usec = timeout_usec
+        self.read_fd, write_fd = os.pipe2(os.O_NONBLOCK)
+        os.write(write_fd, data)
+        os.close(write_fd)
+        self.flushes = 0
+
+    def get_timeout(self) -> int:
+        return self.timeout_usec
+
+    def fileno(self) -> int:
+        return self.read_fd
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+    def close(self) -> None:
+        os.close(self.read_fd)
+
+
+def test_expired_monitor_is_drained_and_flushed_and_pending_one_is_not() -> None:
+    now = time.monotonic()
+    due = TimedMonitor(int((now - 1) * 1e6), event(IN_MOVED_TO, "42"))
+    later = TimedMonitor(int((now + 60) * 1e6), event(IN_MOVED_TO, "vm7"))
+    watcher = Watcher(["session", "machine"])
+    watcher.monitors = {"session": due, "machine": later}  # type: ignore[dict-item]
+    try:
+        assert watcher.next_timeout() == pytest.approx(now - 1, abs=1e-3)
+        changes = watcher.expire(now)
+        assert changes.sessions == {"42"} and not changes.machines
+        assert (due.flushes, later.flushes) == (1, 0)
     finally:
         watcher.close()
