@@ -42,33 +42,35 @@ def test_promql_answers_match_loginctl(scene: Scene, exporter: Service,
             scene.pam_session(user, session_type="x11", session_class="user", seat="seat0")]
     scene.register_machine(f"{user}-vm", "vm")
     assert_agrees(scene, EXPORTER_PORT)
-    sessions = scene.truth.sessions()
-    want = {
-        'sum(logind_sessions{job="login-exporter"})': float(len(sessions)),
-        'sum(logind_sessions{job="login-exporter", remote="true"})': float(
-            sum(s.remote for s in sessions)),
-        'sum(logind_sessions{job="login-exporter", seat="seat0"})': float(
-            sum(s.seat == "seat0" for s in sessions)),
-        'logind_up{job="login-exporter"}': 1.0,
-        'logind_seat_present{job="login-exporter", seat="seat0"}': 1.0,
-        'sum(logind_machines{job="login-exporter", class="vm"})': float(sum(
-            m.machine_class == "vm" for m in scene.truth.machines())),
-        'count(logind_machine_info{job="login-exporter", class="vm"})': float(sum(
-            m.machine_class == "vm" for m in scene.truth.machines())),
-        'sum(logind_users{job="login-exporter", state="active"})': float(
-            scene.truth.user_file_states()["active"]),
-        'up{job="login-exporter"}': 1.0,
-    }
+    def expected() -> dict[str, float]:
+        # Re-read each time: users of earlier tests may still be closing meanwhile.
+        sessions = scene.truth.sessions()
+        machines = scene.truth.machines()
+        vms = float(sum(m.machine_class == "vm" for m in machines))
+        return {
+            'sum(logind_sessions{job="login-exporter"})': float(len(sessions)),
+            'sum(logind_sessions{job="login-exporter", remote="true"})': float(
+                sum(s.remote for s in sessions)),
+            'sum(logind_sessions{job="login-exporter", seat="seat0"})': float(
+                sum(s.seat == "seat0" for s in sessions)),
+            'logind_up{job="login-exporter"}': 1.0,
+            'logind_seat_present{job="login-exporter", seat="seat0"}': 1.0,
+            'sum(logind_machines{job="login-exporter", class="vm"})': vms,
+            'count(logind_machine_info{job="login-exporter", class="vm"})': vms,
+            'sum(logind_users{job="login-exporter", state="active"})': float(
+                scene.truth.user_file_states()["active"]),
+            'up{job="login-exporter"}': 1.0,
+        }  # fmt: skip
 
     def answers() -> dict[str, float | None]:
-        return {q: scalar(prometheus.query(q)) for q in want}
+        return {q: scalar(prometheus.query(q)) for q in expected()}
 
     # Scraped every second; poll until the newest sample holds the new numbers.
     deadline = time.monotonic() + 15
-    got = answers()
+    got, want = answers(), expected()
     while got != want and time.monotonic() < deadline:
         time.sleep(0.5)
-        got = answers()
+        got, want = answers(), expected()
     assert got == want
     for sid in made:
         scene.terminate(sid)
