@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import os
 import secrets
 import shutil
 import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +25,7 @@ from tests.reliability import proc
 from tests.support.exporter import ROOT, Exporter, free_port, running_exporter, start_exporter
 from tests.support.logind_state import LogindState
 from tests.support.pki import Pki, make_pki
+from tests.support.unprivileged import as_nobody
 
 
 @pytest.fixture
@@ -317,44 +316,13 @@ def test_tls_requires_the_client_certificate(
 # -- the locked-down service -------------------------------------------------------------------
 
 
-def _inaccessible_ancestor(path: Path) -> Path | None:
-    """The first ancestor of path that others cannot search (e.g. /root, mode 0700)."""
-    for parent in reversed(path.parents):
-        if parent != Path("/") and not os.stat(parent).st_mode & 0o001:
-            return parent
-    return None
-
-
-def _as_nobody(port: int) -> list[str]:
-    """A command running the exporter as uid/gid 65534 with no groups.
-
-    When the interpreter lives under a directory others cannot enter (pyenv under /root), a
-    child mount namespace shows just that installation through a tmpfs: nothing is chmodded.
-    """
-    exporter = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                sys.executable, "-m", "login_exporter",
-                f"--web.listen-address=127.0.0.1:{port}"]  # fmt: skip
-    prefix = Path(sys.base_prefix).resolve()
-    blocked = _inaccessible_ancestor(prefix)
-    if blocked is None:
-        return exporter
-    inside = prefix.relative_to(blocked).parts[0]
-    stage = tempfile.mkdtemp(prefix="le-stage-")
-    script = (
-        f'mount --bind "{blocked}/{inside}" "{stage}" && '
-        f'mount -t tmpfs -o mode=0755 tmpfs "{blocked}" && mkdir "{blocked}/{inside}" && '
-        f'mount --move "{stage}" "{blocked}/{inside}" && exec "$@"'
-    )
-    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
-            *exporter]  # fmt: skip
-
-
 def test_runs_as_an_unprivileged_user_and_serves(real_252: LogindState) -> None:
     if shutil.which("setpriv") is None:
         pytest.fail("setpriv (util-linux) is needed")
     port = free_port()
-    process = subprocess.Popen(_as_nobody(port), cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)  # fmt: skip
+    command = as_nobody(sys.executable, "-m", "login_exporter",
+                        f"--web.listen-address=127.0.0.1:{port}")  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     exporter = Exporter(process, port)
     try:
         samples = exporter.wait_for(lambda s: s.get(("logind_up", frozenset())) == 1,
