@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
-from login_exporter.collector import Exposition, LogindCollector, Publisher, Totals
+from login_exporter.collector import LogindCollector, Publisher, Totals
 from login_exporter.state import EMPTY, Changes, RefreshCancelled, Refresher, Snapshot, difference
 from login_exporter.watch import Watcher
 
@@ -109,7 +109,7 @@ class Agent:
         self.snapshot = snapshot
         totals.refresh_duration.observe(time.perf_counter() - started)
         self._collector.update(snapshot, totals)
-        self._publisher.publish(Exposition(self._collector.collect()))
+        self._publisher.publish(self._collector.exposition())
         log.debug(
             "refreshed",
             extra={

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -29,7 +29,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.registry import Collector
 
 from login_exporter import __version__
-from login_exporter.state import Difference, Seat, Snapshot
+from login_exporter.state import Difference, Seat, Session, Snapshot
 
 _LABEL_VALUE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 USER_STATES = ("offline", "lingering", "online", "active", "closing")
@@ -157,6 +157,53 @@ _gauge = partial(_family, GaugeMetricFamily)
 _counter = partial(_family, CounterMetricFamily)
 
 
+SESSION_INFO_LABELS = (
+    "session", "uid", "user", "seat", "type", "class", "state", "remote", "remote_host",
+    "service", "tty", "desktop",
+)  # fmt: skip
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+class _SessionInfo:
+    """logind_session_info, one line per session, each line kept for as long as its session is
+    unchanged: at 10,000 sessions a refresh formats only the sessions that changed. A gauge's
+    lines read the same in the text format and in OpenMetrics."""
+
+    HEADER = (
+        b"# HELP logind_session_info 1 per session with identifying labels (opt-in: "
+        b"--collector.session-info).\n# TYPE logind_session_info gauge\n"
+    )
+
+    def __init__(self) -> None:
+        self._lines: dict[str, tuple[Session, bytes]] = {}
+
+    def render(self, sessions: Mapping[str, Session]) -> bytes:
+        """Return the family's lines for ``sessions``, HELP and TYPE first."""
+        lines: dict[str, tuple[Session, bytes]] = {}
+        for session_id, session in sessions.items():
+            known = self._lines.get(session_id)
+            if known is not None and known[0] == session:
+                lines[session_id] = known
+            else:
+                lines[session_id] = (session, self._line(session))
+        self._lines = lines
+        return self.HEADER + b"".join(line for _, line in lines.values())
+
+    @staticmethod
+    def _line(s: Session) -> bytes:
+        values = (
+            s.id, str(s.uid), s.user or "", s.seat, label_value(s.type), label_value(s.klass),
+            label_value(s.state), _flag(s.remote), s.remote_host or "", s.service or "",
+            s.tty or "", s.desktop or "",
+        )  # fmt: skip
+        pairs = zip(SESSION_INFO_LABELS, values, strict=True)
+        labels = ",".join(f'{name}="{_escape(value)}"' for name, value in pairs)
+        return f"logind_session_info{{{labels}}} 1.0\n".encode("utf-8", "surrogateescape")
+
+
 class LogindCollector(Collector):
     """Yields the logind_* families for the snapshot and totals last given to :meth:`update`."""
 
@@ -164,6 +211,8 @@ class LogindCollector(Collector):
         self._options = options
         self._sticky = _Sticky()
         self._families: list[Metric] = []
+        self._session_info = _SessionInfo() if options.session_info else None
+        self._session_info_block = b""
         self._build_info = (__version__, sys.version.split()[0], libsystemd_version)
         self._start_source = (
             "sd_session_get_start_time" if start_time_known else "the exporter's first sight of the"
@@ -173,10 +222,16 @@ class LogindCollector(Collector):
     def update(self, snapshot: Snapshot, totals: Totals) -> None:
         """Compute the families for ``snapshot`` (called by the agent after each refresh)."""
         self._families = list(self._build(snapshot, totals))
+        if self._session_info is not None:
+            self._session_info_block = self._session_info.render(snapshot.sessions)
 
     def collect(self) -> Iterable[Metric]:
-        """Return the families computed by the last update()."""
+        """Return the families computed by the last update() (all but logind_session_info)."""
         return self._families
+
+    def exposition(self) -> Exposition:
+        """Return the last update() as an Exposition, logind_session_info included."""
+        return Exposition(self._families, self._session_info_block)
 
     def _build(self, snapshot: Snapshot, totals: Totals) -> Iterator[Metric]:
         sticky, options = self._sticky, self._options
@@ -208,8 +263,6 @@ class LogindCollector(Collector):
         if options.machines:
             yield from self._machines(snapshot, totals)
         yield from self._session_counters(totals)
-        if options.session_info:
-            yield self._session_info(snapshot)
         yield from self._self_metrics(snapshot, totals)
 
     def _seats(self, snapshot: Snapshot) -> Iterator[Metric]:
@@ -288,26 +341,6 @@ class LogindCollector(Collector):
             family.add_metric(list(key), histogram.buckets(), histogram.total)
         yield family
 
-    def _session_info(self, snapshot: Snapshot) -> Metric:
-        family = GaugeMetricFamily(
-            "logind_session_info",
-            "1 per session with identifying labels (opt-in: --collector.session-info).",
-            labels=[
-                "session", "uid", "user", "seat", "type", "class", "state", "remote",
-                "remote_host", "service", "tty", "desktop",
-            ],
-        )  # fmt: skip
-        for s in snapshot.sessions.values():
-            family.add_metric(
-                [
-                    s.id, str(s.uid), s.user or "", s.seat, label_value(s.type),
-                    label_value(s.klass), label_value(s.state), _flag(s.remote),
-                    s.remote_host or "", s.service or "", s.tty or "", s.desktop or "",
-                ],
-                1.0,
-            )  # fmt: skip
-        return family
-
     def _self_metrics(self, snapshot: Snapshot, totals: Totals) -> Iterator[Metric]:
         yield _gauge(
             "logind_exporter_build_info",
@@ -380,11 +413,12 @@ class Exposition:
     OpenMetrics bytes exclude the final ``# EOF`` (the live part follows them).
     """
 
-    def __init__(self, families: Iterable[Metric]) -> None:
+    def __init__(self, families: Iterable[Metric], tail: bytes = b"") -> None:
         self._families = _Families(families)
+        self._tail = tail  # lines rendered elsewhere, valid in both formats
         self._lock = threading.Lock()
         self._rendered: dict[tuple[bool, bool], bytes] = {
-            (False, False): generate_latest(self._families)
+            (False, False): generate_latest(self._families) + tail
         }
 
     def get(self, openmetrics: bool, gzip: bool) -> bytes:
@@ -398,11 +432,11 @@ class Exposition:
                     if gzip:
                         plain = self._rendered.get((openmetrics, False))
                         if plain is None:
-                            plain = _openmetrics(self._families).removesuffix(_EOF)
+                            plain = _openmetrics(self._families).removesuffix(_EOF) + self._tail
                             self._rendered[(openmetrics, False)] = plain
                         data = gz.compress(plain, 1, mtime=0)
                     else:
-                        data = _openmetrics(self._families).removesuffix(_EOF)
+                        data = _openmetrics(self._families).removesuffix(_EOF) + self._tail
                     self._rendered[key] = data
         return data
 

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Iterable
+from dataclasses import replace
 from types import MappingProxyType
 
 import pytest
 from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as parse_openmetrics,
+)
+from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from login_exporter.collector import (
     DURATION_BUCKETS,
@@ -60,7 +67,7 @@ class Harness:
 
     def exposition(self, snap: Snapshot) -> Exposition:
         self.collector.update(snap, self.totals)
-        return Exposition(self.collector.collect())
+        return self.collector.exposition()
 
     def show(self, snap: Snapshot) -> Samples:
         return parse_samples(self.exposition(snap).get(openmetrics=False, gzip=False).decode())
@@ -369,7 +376,7 @@ def test_duration_help_names_where_the_start_comes_from() -> None:
     for known, needle in ((True, b"sd_session_get_start_time"), (False, b"first sight")):
         collector = LogindCollector(Options(), "254", start_time_known=known)
         collector.update(snapshot(), Totals())
-        text = Exposition(collector.collect()).get(openmetrics=False, gzip=False)
+        text = collector.exposition().get(openmetrics=False, gzip=False)
         (help_line,) = [line for line in text.splitlines()
                         if line.startswith(b"# HELP logind_session_duration_seconds")]  # fmt: skip
         assert needle in help_line
@@ -408,3 +415,27 @@ def test_publisher_appends_live_process_metrics_once() -> None:
     assert b"process_cpu_seconds" in om and om.endswith(b"# EOF\n") and om.count(b"# EOF") == 1
     text = gzip.decompress(publisher.exposition(openmetrics=False, gzip=True)).decode()
     assert ("process_cpu_seconds_total", frozenset()) in parse_samples(text)
+
+
+def _info(families: Iterable[Metric]) -> dict[str, dict[str, str]]:
+    return {
+        sample.labels["session"]: sample.labels
+        for family in families if family.name == "logind_session_info"
+        for sample in family.samples
+    }  # fmt: skip
+
+
+def test_session_info_lines_parse_in_both_formats_and_follow_changes() -> None:
+    odd = replace(session("c7", seat="seat0"), desktop='Plas"ma\\ 6\nbeta', state="online")
+    plain = session("c8", remote=True)
+    harness = Harness(Options(session_info=True))
+    exposition = harness.exposition(snapshot((odd, plain)))
+    text = exposition.get(openmetrics=False, gzip=False).decode()
+    om = exposition.get(openmetrics=True, gzip=False).decode() + "# EOF\n"
+    for parsed in (_info(parse_text(text)), _info(parse_openmetrics(om))):  # type: ignore[no-untyped-call]
+        assert parsed["c7"]["desktop"] == 'Plas"ma\\ 6\nbeta'
+        assert parsed["c7"]["state"] == "online" and parsed["c8"]["remote"] == "true"
+    # The next refresh carries c8 over unchanged and changes c7's state: its line follows.
+    again = harness.exposition(snapshot((replace(odd, state="active"), plain)))
+    changed = _info(parse_text(again.get(openmetrics=False, gzip=False).decode()))
+    assert changed["c7"]["state"] == "active" and set(changed) == {"c7", "c8"}
