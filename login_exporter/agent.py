@@ -83,6 +83,9 @@ class Agent:
         except OSError as exc:
             self.totals.errors["list"] += 1
             log.warning("reading logind state failed: %s", exc)
+            # Serve the previous view with the error counted (and become ready at start-up).
+            self._collector.update(previous, self.totals)
+            self._publisher.publish(self._collector.exposition())
             return
         except RefreshCancelled:
             return  # stopping: the loop ends before anything else is read

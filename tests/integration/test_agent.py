@@ -39,6 +39,7 @@ from tests.support.exporter import (
     start_exporter,
 )
 from tests.support.logind_state import CATEGORIES, LogindState
+from tests.support.unprivileged import as_nobody
 
 LOGINCTL = json.loads((SHARED / "fixtures" / "real-252-loginctl.json").read_text())
 # The agent refreshes within the debounce (10 ms in these tests) of an event; the margin is for a
@@ -774,3 +775,29 @@ def test_logfmt_is_the_default(real_252: LogindState) -> None:
     assert lines
     for line in lines:
         assert line.startswith("ts=") and " level=" in line and " msg=" in line, line
+
+
+def test_unreadable_state_is_counted_served_and_recovered(real_252: LogindState) -> None:
+    # Run as an unprivileged user over a sessions/ directory it may not read: listing fails
+    # (EACCES). The exporter still becomes ready, counts the error, and picks the state up by
+    # itself once the directory is readable again.
+    (real_252.root / "sessions").chmod(0o700)
+    port = free_port()
+    command = as_nobody(sys.executable, "-m", "login_exporter",
+                        f"--web.listen-address=127.0.0.1:{port}")  # fmt: skip
+    exporter = Exporter(
+        subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE), port
+    )
+    try:
+        samples = exporter.wait_for(
+            lambda s: s.get(k("logind_exporter_errors_total", kind="list"), 0) >= 1,
+            10.0, "the failed listing to be counted",
+        )  # fmt: skip
+        assert samples[k("logind_up")] == 0
+        assert exporter.get("/-/ready").status_code == 200
+        (real_252.root / "sessions").chmod(0o755)
+        samples = exporter.wait_for(has(expected_252()), 8.0, "the state once readable")
+        assert not family(samples, "logind_session_starts_total")
+    finally:
+        status, stderr = exporter.stop()
+    assert status == 0 and "Traceback" not in stderr, stderr
