@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from login_exporter.state import Session
+from collections.abc import Sequence
+from types import MappingProxyType
+
+from login_exporter.state import Machine, Seat, Session, Snapshot, User
 
 
 def session(
@@ -33,4 +36,24 @@ def session(
         remote_host="203.0.113.9" if remote else None,
         tty="pts/1",
         desktop=None,
+    )
+
+
+def snapshot(
+    sessions: Sequence[Session] = (),
+    seats: Sequence[Seat] = (),
+    users: Sequence[User] = (),
+    machines: Sequence[Machine] = (),
+    *,
+    up: bool = True,
+    taken_at: float = 1000.0,
+) -> Snapshot:
+    """Return a snapshot holding these objects."""
+    return Snapshot(
+        logind_up=up,
+        sessions=MappingProxyType({s.id: s for s in sessions}),
+        seats=MappingProxyType({s.name: s for s in seats}),
+        users=MappingProxyType({u.uid: u for u in users}),
+        machines=MappingProxyType({m.name: m for m in machines}),
+        taken_at=taken_at,
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 from collections.abc import Iterable
 from dataclasses import replace
-from types import MappingProxyType
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -27,32 +26,13 @@ from login_exporter.collector import (
     label_value,
     session_key,
 )
-from login_exporter.state import Difference, Machine, Seat, Session, Snapshot, User
+from login_exporter.state import Difference, Machine, Seat, Snapshot, User
 from tests.support.exporter import Samples, parse_samples
-from tests.support.snapshots import session
+from tests.support.snapshots import session, snapshot
 
 
 def seat(name: str, sessions: int = 0, active: str | None = None) -> Seat:
     return Seat(name, active, sessions, True, True, True)
-
-
-def snapshot(
-    sessions: tuple[Session, ...] = (),
-    seats: tuple[Seat, ...] = (),
-    users: tuple[User, ...] = (),
-    machines: tuple[Machine, ...] = (),
-    *,
-    up: bool = True,
-    taken_at: float = 1000.0,
-) -> Snapshot:
-    return Snapshot(
-        logind_up=up,
-        sessions=MappingProxyType({s.id: s for s in sessions}),
-        seats=MappingProxyType({s.name: s for s in seats}),
-        users=MappingProxyType({u.uid: u for u in users}),
-        machines=MappingProxyType({m.name: m for m in machines}),
-        taken_at=taken_at,
-    )
 
 
 DEFAULT = Options()

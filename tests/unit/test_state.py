@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from types import MappingProxyType
-
 import pytest
 
 from login_exporter.state import (
@@ -12,37 +10,17 @@ from login_exporter.state import (
     Machine,
     Refresher,
     Seat,
-    Session,
-    Snapshot,
     User,
     difference,
 )
 from tests.support.logind_state import LogindState
-from tests.support.snapshots import session
-
-
-def snapshot(
-    sessions: list[Session] = (),  # type: ignore[assignment]
-    machines: list[Machine] = (),  # type: ignore[assignment]
-    *,
-    up: bool = True,
-    taken_at: float = 1000.0,
-) -> Snapshot:
-    return Snapshot(
-        logind_up=up,
-        sessions=MappingProxyType({s.id: s for s in sessions}),
-        seats=MappingProxyType({}),
-        users=MappingProxyType({}),
-        machines=MappingProxyType({m.name: m for m in machines}),
-        taken_at=taken_at,
-    )
-
+from tests.support.snapshots import session, snapshot
 
 # -- difference() ---------------------------------------------------------------------------------
 
 
 def test_difference_of_identical_snapshots_is_empty() -> None:
-    a = snapshot([session("1"), session("2")], [Machine("vm1", "vm")])
+    a = snapshot([session("1"), session("2")], machines=[Machine("vm1", "vm")])
     change = difference(a, a)
     assert change.started == change.ended == ()
     assert change.machines_started == change.machines_stopped == ()
@@ -78,7 +56,7 @@ def test_difference_names_machines_started_and_stopped() -> None:
 
 
 def test_difference_from_empty_counts_everything_as_started() -> None:
-    after = snapshot([session("1"), session("2")], [Machine("vm1", "vm")])
+    after = snapshot([session("1"), session("2")], machines=[Machine("vm1", "vm")])
     change = difference(EMPTY, after)
     assert len(change.started) == 2
     assert len(change.machines_started) == 1
