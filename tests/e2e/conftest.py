@@ -16,7 +16,6 @@ import pytest
 import requests
 
 from tests.e2e.container import Container
-from tests.e2e.prometheus_server import Prometheus
 from tests.e2e.scenario import (
     EXPORTER_PORT,
     NODE_EXPORTER_PORT,
@@ -27,6 +26,7 @@ from tests.e2e.scenario import (
     scrape,
     wait_until,
 )
+from tests.support.prometheus import Prometheus
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -20,8 +20,8 @@ import yaml
 
 from tests.e2e.checks import assert_agrees
 from tests.e2e.container import REPO_ROOT
-from tests.e2e.prometheus_server import Prometheus
 from tests.e2e.scenario import EXPORTER_PORT, Scene, Service, wait_until
+from tests.support.prometheus import Prometheus
 
 pytestmark = pytest.mark.e2e
 

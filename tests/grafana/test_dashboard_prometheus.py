@@ -4,131 +4,22 @@ the real exporter, which reads the real-252 fixture tree plus some churn in a pr
 
 from __future__ import annotations
 
-import json
 import math
-import random
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.grafana import support
+from tests.support.exporter import free_port, start_exporter
 from tests.support.logind_state import LogindState
+from tests.support.prometheus import JOB, Prometheus
 
-PORTS = range(19600, 19700)
-JOB = "login-exporter"
-SCRAPE_INTERVAL = "1s"
 # What Grafana would put in for a short time range on a 1s scrape interval.
 GRAFANA_VARIABLES = {"__rate_interval": "1m", "__interval": "1m", "__range": "5m"}
 FIRST_SAMPLE_TIMEOUT = 20.0  # the first scrape comes after Prometheus' ~5 s target batching
 STEP_TIMEOUT = 8.0
-
-
-def _free_port(taken: set[int]) -> int:
-    """Return a port of PORTS that nobody listens on, starting at a random one."""
-    start = random.randrange(len(PORTS))
-    for i in range(len(PORTS)):
-        port = PORTS[(start + i) % len(PORTS)]
-        if port in taken:
-            continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        taken.add(port)
-        return port
-    raise RuntimeError(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
-
-
-def _wait_for(
-    what: str, check: Callable[[], bool], timeout: float, log: Path | None = None
-) -> None:
-    """Poll ``check`` every 0.1 s until it is true; fail the test after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.1)
-    tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{tail}")
-
-
-def _get(url: str, timeout: float = 5.0) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        body: bytes = response.read()
-        return body
-
-
-@dataclass
-class Process:
-    """A child process we started, its log file, and how to stop it."""
-
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=5)
-
-    def check_running(self, name: str) -> None:
-        if self.popen.poll() is not None:
-            pytest.fail(
-                f"{name} exited with {self.popen.returncode}:\n"
-                + self.log.read_text(errors="replace")[-3000:]
-            )
-
-
-def _start(argv: list[str], log: Path, cwd: Path) -> Process:
-    with open(log, "wb") as out:
-        popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
-    return Process(popen, log)
-
-
-@dataclass
-class Prometheus:
-    """Just enough of the HTTP API to evaluate queries."""
-
-    url: str
-
-    def api(self, path: str, **params: str) -> Any:
-        """Return ``data`` of an API answer. Raises AssertionError with Prometheus' error."""
-        query = urllib.parse.urlencode(params)
-        try:
-            body = _get(f"{self.url}/api/v1/{path}?{query}")
-        except urllib.error.HTTPError as e:
-            answer = json.loads(e.read() or b"{}")
-            raise AssertionError(f"{answer.get('errorType')}: {answer.get('error')}") from e
-        answer = json.loads(body)
-        assert answer["status"] == "success", answer
-        return answer["data"]
-
-    def instant(self, expr: str) -> list[dict[str, Any]]:
-        data = self.api("query", query=expr)
-        result: list[dict[str, Any]] = data["result"] if data["resultType"] == "vector" else []
-        return result
-
-    def total(self, expr: str) -> float:
-        """Return the sum of an instant vector's values (0 when it is empty)."""
-        return sum(float(s["value"][1]) for s in self.instant(expr))
 
 
 def _finite_values(data: dict[str, Any]) -> list[float]:
@@ -145,77 +36,18 @@ def _finite_values(data: dict[str, Any]) -> list[float]:
 
 
 @pytest.fixture
-def stack(real_252: LogindState, tmp_path: Path) -> Iterator[tuple[LogindState, Prometheus, str]]:
+def stack(real_252: LogindState) -> Iterator[tuple[LogindState, Prometheus, str]]:
     """The exporter on real-252 plus a kiosk seat1, and a Prometheus scraping it every second."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail(
-            "prometheus is not installed (Debian package `prometheus`, .ci/apt-packages.txt)"
-        )
     real_252.seat("seat1", can_tty=False)  # a kiosk seat, nobody on it yet
-    taken: set[int] = set()
-    exporter_port, prometheus_port = _free_port(taken), _free_port(taken)
-    exporter = _start(
-        [
-            sys.executable,
-            "-m",
-            "login_exporter",
-            f"--web.listen-address=127.0.0.1:{exporter_port}",
-            "--refresh.debounce=10ms",
-        ],
-        tmp_path / "exporter.log",
-        support.REPO,
-    )
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        json.dumps(
-            {
-                "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": "1s"},
-                "scrape_configs": [
-                    {
-                        "job_name": JOB,
-                        "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}],
-                    }
-                ],
-            }
-        )
-    )
-    prometheus = _start(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{prometheus_port}",
-            "--log.level=warn",
-        ],
-        tmp_path / "prometheus.log",
-        tmp_path,
-    )
+    exporter = start_exporter(ready_path="/-/ready")
+    instance = f"127.0.0.1:{exporter.port}"
     try:
-        _wait_for(
-            "the exporter's /-/ready",
-            lambda: (
-                exporter.popen.poll() is None
-                and _get(f"http://127.0.0.1:{exporter_port}/-/ready", 1) is not None
-            ),
-            15,
-            exporter.log,
-        )
-        exporter.check_running("the exporter")
-        prom = Prometheus(f"http://127.0.0.1:{prometheus_port}")
-        _wait_for(
-            "Prometheus /-/ready", lambda: bool(_get(f"{prom.url}/-/ready", 1)), 15, prometheus.log
-        )
-        _wait_for(
-            "the first scrape of the exporter",
-            lambda: prom.total(f'logind_up{{job="{JOB}"}}') == 1,
-            FIRST_SAMPLE_TIMEOUT,
-            prometheus.log,
-        )
-        yield real_252, prom, f"127.0.0.1:{exporter_port}"
-        exporter.check_running("the exporter")
+        with Prometheus(free_port(), [instance]).start() as prom:
+            prom.wait(lambda: prom.total(f'logind_up{{job="{JOB}"}}') == 1,
+                      FIRST_SAMPLE_TIMEOUT, "the first scrape of the exporter")  # fmt: skip
+            yield real_252, prom, instance
+            assert exporter.process.poll() is None, "the exporter exited"
     finally:
-        prometheus.stop()
         exporter.stop()
 
 
@@ -240,6 +72,9 @@ def test_every_panel_query_returns_data_on_real_prometheus(
 
     def reaches(expr: str, value: float) -> Callable[[], bool]:
         return lambda: prom.total(expr) >= value
+
+    def _wait_for(what: str, check: Callable[[], bool], timeout: float) -> None:
+        prom.wait(check, timeout, what)
 
     # Churn in three steps, each seen by Prometheus before the next, so every counter series
     # exists before it increases again and rate() / histogram_quantile() have real values.

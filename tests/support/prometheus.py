@@ -1,0 +1,145 @@
+"""A real Prometheus server (Debian's package) with a temporary config and TSDB, for tests."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+JOB = "login-exporter"
+
+
+class Prometheus:
+    """Prometheus on 127.0.0.1:port scraping ``targets`` as job "login-exporter" every second.
+
+    With ``labelled``, the same targets are scraped again as job "login-exporter-labelled" with
+    those target labels (what the deploy/ alerts select hosts by).
+    """
+
+    def __init__(
+        self, port: int, targets: list[str], labelled: dict[str, str] | None = None
+    ) -> None:
+        self.port = port
+        self.dir = Path(tempfile.mkdtemp(prefix="login-exporter-prom-"))
+        self.config = self.dir / "prometheus.yml"
+        self.rule_files: list[Path] = []
+        self.targets = targets
+        self.labelled = labelled or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def write_config(self) -> None:
+        """Write prometheus.yml for the targets, labels and rule files set now."""
+        jobs: list[dict[str, Any]] = [
+            {"job_name": JOB, "static_configs": [{"targets": self.targets}]}
+        ]
+        if self.labelled:
+            jobs.append({"job_name": f"{JOB}-labelled",
+                         "static_configs": [{"targets": self.targets,
+                                             "labels": self.labelled}]})  # fmt: skip
+        config: dict[str, Any] = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": jobs,
+        }
+        if self.rule_files:
+            config["rule_files"] = [str(p) for p in self.rule_files]
+        self.config.write_text(yaml.safe_dump(config))
+
+    def start(self) -> Prometheus:
+        """Start the server and wait for /-/ready; fail the test when it cannot."""
+        binary = shutil.which("prometheus")
+        if binary is None:
+            pytest.fail("prometheus missing: apt-get install prometheus (.ci/apt-packages.txt)")
+        self.write_config()
+        with open(self.dir / "prometheus.log", "wb") as log:
+            self.proc = subprocess.Popen(
+                [binary, f"--config.file={self.config}",
+                 f"--storage.tsdb.path={self.dir / 'tsdb'}",
+                 f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle"],
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        self.wait(self._ready, 30, "prometheus /-/ready")
+        return self
+
+    def _ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"prometheus exited:\n{self.log()}")
+        return requests.get(f"{self.url}/-/ready", timeout=2).status_code == 200
+
+    def wait(self, check: Any, timeout: float, what: str) -> None:
+        """Poll ``check()`` until it is truthy; AssertionError (with the log) on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if check():
+                    return
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout} s: {what}\n{self.log()}")
+            time.sleep(0.1)
+
+    def reload(self) -> None:
+        """Rewrite the config and make the server load it."""
+        self.write_config()
+        r = requests.post(f"{self.url}/-/reload", timeout=10)
+        assert r.status_code == 200, f"reload failed: {r.text}\n{self.log()}"
+
+    def log(self) -> str:
+        """The last lines of the server's log."""
+        return (self.dir / "prometheus.log").read_text(errors="replace")[-3000:]
+
+    def api(self, path: str, **params: str) -> Any:
+        """Return ``data`` of an HTTP API answer; AssertionError with Prometheus' error."""
+        body = requests.get(f"{self.url}/api/v1/{path}", params=params, timeout=10).json()
+        assert body.get("status") == "success", f"{params}: {body.get('errorType')}: {body}"
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """Instant query; returns the result vector (a scalar as one element)."""
+        data = self.api("query", query=expr)
+        if data["resultType"] in ("scalar", "string"):
+            return [{"metric": {}, "value": data["result"]}]
+        result: list[dict[str, Any]] = data["result"]
+        return result
+
+    def total(self, expr: str) -> float:
+        """Return the sum of an instant query's values (0 when empty)."""
+        return sum(float(s["value"][1]) for s in self.query(expr))
+
+    def rules(self) -> list[dict[str, Any]]:
+        """The rule groups Prometheus has loaded."""
+        groups: list[dict[str, Any]] = self.api("rules")["groups"]
+        return groups
+
+    def stop(self) -> None:
+        """Stop the server and remove its files."""
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+            self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> Prometheus:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
