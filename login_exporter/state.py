@@ -58,7 +58,9 @@ class Session:
 
 @dataclass(frozen=True, slots=True)
 class Seat:
-    """One seat and what it can do."""
+    """One seat and what it can do, as its state file says. ``sessions`` counts the file's
+    SESSIONS list, which on systemd 252 may still hold ended sessions: the collector counts live
+    sessions instead. Reading the list still catches a torn file (EUCLEAN)."""
 
     name: str
     active_session: str | None
