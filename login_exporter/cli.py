@@ -46,6 +46,19 @@ def parse_duration(text: str) -> float:
     return sum(float(number) * _UNITS[unit] for number, unit in parts)
 
 
+def format_duration(seconds: float) -> str:
+    """Return ``seconds`` the way the flags take it back ("50ms", "5m", "90s", "0")."""
+    if seconds == 0:
+        return "0"
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    if seconds % 3600 == 0:
+        return f"{seconds / 3600:g}h"
+    if seconds % 60 == 0:
+        return f"{seconds / 60:g}m"
+    return f"{seconds:g}s"
+
+
 def _duration(text: str) -> float:
     try:
         return parse_duration(text)
@@ -112,8 +125,8 @@ def _flags_in_force(args: argparse.Namespace) -> dict[str, str]:
         "collector.machines": str(args.machines).lower(),
         "collector.machine-info": str(args.machine_info).lower(),
         "collector.session-info": str(args.session_info).lower(),
-        "refresh.debounce": f"{args.debounce}s",
-        "refresh.resync-interval": f"{args.resync}s",
+        "refresh.debounce": format_duration(args.debounce),
+        "refresh.resync-interval": format_duration(args.resync),
     }
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from login_exporter import __version__
-from login_exporter.cli import DEFAULT_PORT, build_parser, parse_duration
+from login_exporter.cli import DEFAULT_PORT, build_parser, format_duration, parse_duration
 from tests.support.exporter import ROOT, free_port
 from tests.support.logind_state import LogindState
 
@@ -26,6 +26,16 @@ from tests.support.logind_state import LogindState
 )  # fmt: skip
 def test_parse_duration_accepts_prometheus_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.0, "0"), (0.05, "50ms"), (0.001, "1ms"), (1.5, "1.5s"), (90.0, "90s"), (300.0, "5m"),
+     (7200.0, "2h")],
+)  # fmt: skip
+def test_format_duration_round_trips(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+    assert parse_duration(format_duration(seconds)) == pytest.approx(seconds)
 
 
 @pytest.mark.parametrize(
