@@ -70,7 +70,13 @@ def enter_private_namespace() -> None:
         Path("/proc/self/setgroups").write_text("deny")
         Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
         Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
-    _mount("none", "/", None, MS_REC | MS_PRIVATE, None)
+    try:
+        _mount("none", "/", None, MS_REC | MS_PRIVATE, None)
+    except OSError as exc:
+        # Without private propagation our tmpfs mounts would reach the host: refuse to go on.
+        raise OSError(
+            exc.errno, f"cannot make mounts private ({exc}); in a chroot / is no mount point"
+        ) from exc
     if not RUN_SYSTEMD.is_dir():
         # Only inside our namespace: a tmpfs over /run gives us a place for /run/systemd.
         _mount("tmpfs", "/run", "tmpfs", 0, "mode=0755")
