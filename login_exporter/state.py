@@ -2,7 +2,8 @@
 
 A :class:`Refresher` turns sd-login into one :class:`Snapshot`. Session ids are never reused
 while the machine is up (sd-login(3)), so what never changes for a session (uid, seat, type,
-class, remote, service, ...) is cached by id and only state and active are read again. When the
+class, remote, service, ...) is taken from the previous snapshot by id and only state and
+active are read again. When the
 caller knows which objects changed (the monitor's inotify events name the file renamed into
 place or deleted), only those are read; everything else is carried over from the previous
 snapshot, so such a refresh costs O(changes) plus one directory listing per kind.
@@ -15,7 +16,7 @@ import logging
 import pwd
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TypeVar
 
@@ -128,21 +129,6 @@ class Changes:
         self.machines |= other.machines
 
 
-@dataclass(frozen=True, slots=True)
-class _SessionStatic:
-    uid: int
-    seat: str
-    type: str | None
-    klass: str | None
-    remote: bool
-    service: str | None
-    start_time: float | None
-    user: str | None
-    remote_host: str | None
-    tty: str | None
-    desktop: str | None
-
-
 class RefreshCancelled(Exception):
     """A refresh was abandoned because its ``cancelled()`` check turned true (shutting down)."""
 
@@ -189,7 +175,6 @@ class Refresher:
         self._machines = machines
         self._details = details
         self._clock = clock
-        self._static: dict[str, _SessionStatic] = {}
         self._has_start_time: bool | None = None
         self._has_username: bool | None = None
 
@@ -243,51 +228,30 @@ class Refresher:
     ) -> dict[str, Session]:
         result: dict[str, Session] = {}
         for name in names:
-            if not changes.everything and name not in changes.sessions:
-                known = previous.sessions.get(name)
-                if known is not None:
-                    result[name] = known
-                    continue
-            elif name in changes.sessions:
-                # logind rewrote the file: anything in it may have changed (SetType, SetClass).
-                self._static.pop(name, None)
+            known = previous.sessions.get(name)
+            if known is not None and not changes.everything and name not in changes.sessions:
+                result[name] = known
+                continue
             if self.cancelled():
                 raise RefreshCancelled
+            # A file logind rewrote is read whole: anything in it may have changed (SetType,
+            # SetClass). Otherwise what never changes for a session id is taken from before.
+            reuse = known if name not in changes.sessions else None
             try:
-                result[name] = self._read_session(name, previous.sessions.get(name), now)
+                result[name] = self._read_session(name, known, reuse, now)
             except OSError as exc:
                 tally.failed(exc)
-        for gone in self._static.keys() - result.keys():
-            del self._static[gone]
         return result
 
-    def _read_session(self, name: str, known: Session | None, now: float) -> Session:
-        static = self._static.get(name)
-        if static is None:
-            static = self._read_static(name)
-            self._static[name] = static
-        # The static part was read first: if the session vanished since, these raise ENXIO.
-        state = sdlogin.session_get_state(name)
-        active = sdlogin.session_is_active(name)
-        return Session(
-            id=name,
-            uid=static.uid,
-            seat=static.seat,
-            type=static.type,
-            klass=static.klass,
-            remote=static.remote,
-            service=static.service,
-            state=state,
-            active=active,
-            start_time=static.start_time,
-            first_seen=known.first_seen if known is not None else now,
-            user=static.user,
-            remote_host=static.remote_host,
-            tty=static.tty,
-            desktop=static.desktop,
-        )
-
-    def _read_static(self, name: str) -> _SessionStatic:
+    def _read_session(
+        self, name: str, known: Session | None, reuse: Session | None, now: float
+    ) -> Session:
+        if reuse is not None:
+            return replace(
+                reuse,
+                state=sdlogin.session_get_state(name),
+                active=sdlogin.session_is_active(name),
+            )
         if self._has_start_time is None:
             caps = sdlogin.capabilities()
             self._has_start_time = caps["sd_session_get_start_time"]
@@ -299,18 +263,34 @@ class Refresher:
             user = (
                 sdlogin.session_get_username(name) if self._has_username else _user_name(uid)
             )
-        return _SessionStatic(
+        seat = sdlogin.session_get_seat(name) or ""
+        type_ = sdlogin.session_get_type(name)
+        klass = sdlogin.session_get_class(name)
+        remote = sdlogin.session_is_remote(name)
+        service = sdlogin.session_get_service(name)
+        start_time = sdlogin.session_get_start_time(name) if self._has_start_time else None
+        remote_host = sdlogin.session_get_remote_host(name) if details else None
+        tty = sdlogin.session_get_tty(name) if details else None
+        desktop = sdlogin.session_get_desktop(name) if details else None
+        # Read last: if the session vanished meanwhile, these raise ENXIO (a race, counted).
+        state = sdlogin.session_get_state(name)
+        active = sdlogin.session_is_active(name)
+        return Session(
+            id=name,
             uid=uid,
-            seat=sdlogin.session_get_seat(name) or "",
-            type=sdlogin.session_get_type(name),
-            klass=sdlogin.session_get_class(name),
-            remote=sdlogin.session_is_remote(name),
-            service=sdlogin.session_get_service(name),
-            start_time=sdlogin.session_get_start_time(name) if self._has_start_time else None,
+            seat=seat,
+            type=type_,
+            klass=klass,
+            remote=remote,
+            service=service,
+            state=state,
+            active=active,
+            start_time=start_time,
+            first_seen=known.first_seen if known is not None else now,
             user=user,
-            remote_host=sdlogin.session_get_remote_host(name) if details else None,
-            tty=sdlogin.session_get_tty(name) if details else None,
-            desktop=sdlogin.session_get_desktop(name) if details else None,
+            remote_host=remote_host,
+            tty=tty,
+            desktop=desktop,
         )
 
 
