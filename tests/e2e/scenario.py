@@ -21,8 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.container import PROJECT, Container, ContainerError
 
-# The interpreter running the tests (with its pip-installed packages) is visible inside the
-# container at the same path, because the container is an overlay of /.
+# The interpreter running the tests (with its pip-installed packages).
 PYTHON = sys.executable
 # Ports on 127.0.0.1 (this suite owns 19800-19899).
 EXPORTER_PORT = 19800
@@ -345,7 +344,7 @@ class Scene:
     def remote_session(self, user: str, rhost: str = "203.0.113.9") -> str:
         """A session with PAM_RHOST set to a non-local host, held open by pam_session.py."""
         unit = unique("e2e-remote-")
-        self.c.run(["systemd-run", "--quiet", f"--unit={unit}", PYTHON,
+        self.c.run(["systemd-run", "--quiet", f"--unit={unit}", self.c.python,
                     f"{PROJECT}/tests/e2e/pam_session.py", user, rhost])
         return self._session_by_leader_unit(unit)
 
@@ -440,7 +439,7 @@ class Service:
 def exporter_service(c: Container, port: int, *extra: str) -> Service:
     """The exporter from the working tree (bound read-only at /project), in the container."""
     return Service(c, unique("e2e-login-exporter-"), [
-        PYTHON, "-m", "login_exporter", f"--web.listen-address=127.0.0.1:{port}",
+        c.python, "-m", "login_exporter", f"--web.listen-address=127.0.0.1:{port}",
         "--refresh.debounce=10ms", *extra,
     ])
 
