@@ -116,6 +116,10 @@ class Container:
         self.project = project
         self.boot_timeout = boot_timeout
         self.python = sys.executable if lower is None else "/usr/bin/python3"
+        # In a root filesystem: this machine's Python (with its packages) and libsystemd, bound
+        # read-only, so that this machine's exporter can also run against the release inside.
+        self.host_python = sys.executable
+        self.host_libsystemd = "/opt/host-libsystemd"
         self.release = "host" if lower is None else lower.name.split("-")[0]
         self.base: Path | None = None
         self.nspawn: subprocess.Popen[bytes] | None = None
@@ -181,6 +185,7 @@ class Container:
                 "-b",
                 "--console=passive",
                 f"--bind-ro={self.project}:{PROJECT}",
+                *self._host_binds(),
                 "--machine=login-exporter-e2e",
             ],
             stdin=subprocess.DEVNULL,
@@ -194,6 +199,27 @@ class Container:
         deadline = time.monotonic() + self.boot_timeout
         self.init_pid = self._wait_for_init(deadline)
         self._wait_for_systemd(deadline)
+
+    def _host_binds(self) -> list[str]:
+        if self.lower is None:
+            return []  # an overlay of / has all of it already
+        from login_exporter.sdlogin import _ffi
+
+        _ffi.load()
+        library = _ffi.library_path()
+        if library is None:
+            raise ContainerError("cannot tell where this machine's libsystemd was loaded from")
+        prefixes = {sys.prefix, sys.base_prefix}
+        # Its libraries too (libcap, libgcrypt, ...): newer releases do not install them all.
+        ldd = subprocess.run(["ldd", library], capture_output=True, text=True, check=True)
+        libraries = {"libsystemd.so.0": library}
+        for line in ldd.stdout.splitlines():
+            name, arrow, path = line.strip().partition(" => ")
+            if arrow and not name.startswith(("libc.so", "ld-linux")):
+                libraries[name] = path.split(" (")[0]
+        return [*(f"--bind-ro={p}" for p in sorted(prefixes)),
+                *(f"--bind-ro={path}:{self.host_libsystemd}/{name}"
+                  for name, path in sorted(libraries.items()))]
 
     def systemd_version(self) -> str:
         """The booted systemd's version as ``systemctl --version`` prints it (e.g. "257.13")."""

@@ -107,6 +107,20 @@ class LogindState:
             if src.is_dir():
                 shutil.copytree(src, self.root / category, symlinks=True, dirs_exist_ok=True)
 
+    def invocation(self, unit: str, invocation_id: str | None) -> None:
+        """Create or replace ``units/invocation:UNIT`` as systemd does while a unit runs (a
+        symlink to the invocation id, renamed into place), or remove it (``None``: stopped)."""
+        units = self.root / "units"
+        units.mkdir(exist_ok=True)
+        link = units / f"invocation:{unit}"
+        if invocation_id is None:
+            link.unlink(missing_ok=True)
+            return
+        self._counter += 1
+        tmp = units / f".#invocation:{unit}{self._counter}"
+        tmp.symlink_to(invocation_id)
+        os.rename(tmp, link)
+
     # -- objects -----------------------------------------------------------------------------
 
     def session(
