@@ -734,6 +734,28 @@ def test_client_allowed_sans_filters_verified_certificates(
     assert _refused(port, _client_context(pki, pki.other_client_cert, pki.other_client_key))
 
 
+@pytest.mark.parametrize(
+    "allowed",
+    ["2001:db8::1", "2001:DB8::1", "2001:db8:0:0:0:0:0:1", "192.0.2.7"],
+)
+def test_client_allowed_sans_match_ip_addresses_however_they_are_written(
+    serve: Serve, tmp_path: Path, pki: Pki, allowed: str
+) -> None:
+    # getpeercert() spells the certificate's IPv6 SAN 2001:DB8:0:0:0:0:0:1.
+    config = _required_client_cert(tmp_path, pki, f"  client_allowed_sans: ['{allowed}']\n")
+    _, port = serve(config=config)
+    assert tls_get(port, _client_context(pki, pki.ip_client_cert, pki.ip_client_key))[0] == 200
+    assert _refused(port, _client_context(pki, pki.client_cert, pki.client_key))
+
+
+def test_client_allowed_sans_do_not_match_other_ip_addresses(
+    serve: Serve, tmp_path: Path, pki: Pki
+) -> None:
+    config = _required_client_cert(tmp_path, pki, "  client_allowed_sans: ['2001:db8::2']\n")
+    _, port = serve(config=config)
+    assert _refused(port, _client_context(pki, pki.ip_client_cert, pki.ip_client_key))
+
+
 def test_tls_and_basic_auth_together(
     serve: Serve, tmp_path: Path, pki: Pki, users: dict[str, bytes]
 ) -> None:
