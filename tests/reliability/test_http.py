@@ -380,3 +380,47 @@ def test_no_identity_labels_unless_asked(real_252: LogindState) -> None:
         text = exporter.get().text
     # The same checks do see identities once asked for (user names come from passwd on 252).
     assert "203.0.113.77" in text and 'session="900"' in text and 'uid="4711"' in text
+
+
+# -- a failed acceptor -------------------------------------------------------------------------
+
+# The real program, with accept() failing the way nothing in the acceptor expects (MemoryError:
+# the kernel or the allocator giving out); everything else is untouched.
+_FAILING_ACCEPT = """
+import socket, sys
+from login_exporter import cli
+
+def accept(self):
+    raise MemoryError("injected: accept() failed")
+
+socket.socket.accept = accept
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_failed_acceptor_ends_the_process_non_zero_so_systemd_restarts_it(
+    real_252: LogindState,
+) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", _FAILING_ACCEPT, f"--web.listen-address=127.0.0.1:{port}"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    exporter = Exporter(process, port)
+    try:
+        deadline = time.monotonic() + 10
+        while process.poll() is None:  # the first connection reaches the acceptor, which fails
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the exporter never listened"
+                time.sleep(0.05)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the process stayed up with no acceptor, serving nothing")
+    finally:
+        status, stderr = exporter.stop()
+    assert status == 1, stderr
+    assert "web acceptor failed" in stderr and "injected" in stderr, stderr
