@@ -349,6 +349,20 @@ def test_keep_alive_and_pipelined_requests_share_one_connection(serve: Serve) ->
     assert answer.endswith(TEXT)
 
 
+def test_connection_header_is_read_as_a_list_of_tokens(serve: Serve) -> None:
+    _, port = serve()
+    requests = (
+        b"GET /-/healthy HTTP/1.1\r\nConnection: x-closed-caption\r\n\r\n"  # not "close"
+        b"GET /-/healthy HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"  # 1.0 kept open
+        b"GET /-/healthy HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n"  # close, last
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(requests)
+        answer = read_all(sock)  # returns only because the server closes after the third
+    assert answer.count(b"HTTP/1.1 200 OK") == 3
+    assert answer.count(b"Connection: close") == 1
+
+
 def test_http_10_closes_after_the_answer(serve: Serve) -> None:
     _, port = serve()
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
