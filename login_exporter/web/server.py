@@ -51,9 +51,10 @@ class WebServer:
         self._sockets = list(sockets)
         config = config or WebConfig()
         tls = config.tls
-        landing = landing_page or make_landing_page("unknown", telemetry_path, {})
+        if landing_page is None:
+            landing_page = make_landing_page("unknown", telemetry_path, {})
         self._site = Site(
-            route_table(source, telemetry_path, landing),
+            route_table(source, telemetry_path, landing_page),
             BasicAuthenticator(config.basic_auth_users, max_concurrent_checks=max_concurrent_bcrypt)
             if config.basic_auth_users
             else None,
