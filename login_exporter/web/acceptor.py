@@ -127,6 +127,8 @@ class Acceptor:
                         return
                     self._accept(key.data)
         except BaseException as exc:
+            if self.closing:
+                return  # shutdown() closed what it was using: not a failure
             self.failure = exc
             log.exception("web acceptor failed: no more connections are accepted")
             if self._on_failure is not None:
