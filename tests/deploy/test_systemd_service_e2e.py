@@ -14,6 +14,7 @@ watchdog so that missing WATCHDOG=1 pings show within seconds.
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 import urllib.error
@@ -95,6 +96,8 @@ def test_service_starts_ready_serves_and_stops_cleanly(installed: Container) -> 
         assert status == 200
         assert "\nlogind_up 1.0\n" in body or "\nlogind_up 1\n" in body, body[:2000]
         assert 'logind_seat_present{seat="seat0"}' in body
+        # The sandbox leaves /run/systemd/units readable: logind_up follows logind's unit.
+        assert re.search(r'^logind_exporter_liveness_rule\{rule="unit"\} 1(\.0)?$', body, re.M)
         assert "process_start_time_seconds" in body  # /proc/stat readable despite ProtectProc
         assert http_get(f"http://127.0.0.1:{port}/-/healthy")[0] == 200
         assert http_get(f"http://127.0.0.1:{port}/-/ready")[0] == 200
