@@ -1,0 +1,25 @@
+"""Release artifacts, built once per run; the time each build step took is printed at the end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.release import builds
+
+
+@pytest.fixture(scope="session")
+def debian_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The .deb built from this tree by dpkg-buildpackage (its .changes lies beside it)."""
+    return builds.build_deb(tmp_path_factory.mktemp("deb"))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not builds.TIMINGS and not builds.SIZES:
+        return
+    terminalreporter.section("release: build steps and sizes")
+    for step, seconds in builds.TIMINGS.items():
+        terminalreporter.write_line(f"{seconds:7.1f} s  {step}")
+    for what, size in builds.SIZES.items():
+        terminalreporter.write_line(f"{size:>9}  {what}")
