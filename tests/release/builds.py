@@ -7,6 +7,7 @@ The time each step took is kept in ``TIMINGS`` and printed at the end of the run
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -79,3 +80,21 @@ def build_deb(workdir: Path) -> Path:
         raise BuildError(f"expected one .deb in {workdir}, found {debs}")
     SIZES["login-exporter .deb"] = f"{debs[0].stat().st_size / 1024:.0f} KiB"
     return debs[0]
+
+
+def build_python_dists(workdir: Path, python: str) -> tuple[Path, Path]:
+    """``python -m build`` (sdist, then the wheel from it) in a copy of the tree.
+
+    Returns (sdist, wheel) in ``workdir/dist``. Raises BuildError.
+    """
+    src = copy_source(workdir / "src")
+    dist = workdir / "dist"
+    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1")
+    with timed("wheel: python -m build (sdist + wheel)"):
+        run([python, "-m", "build", "--outdir", str(dist), str(src)], cwd=workdir, env=env)
+    sdists, wheels = sorted(dist.glob("*.tar.gz")), sorted(dist.glob("*.whl"))
+    if len(sdists) != 1 or len(wheels) != 1:
+        raise BuildError(f"expected one sdist and one wheel in {dist}: {sdists} {wheels}")
+    SIZES["wheel"] = f"{wheels[0].stat().st_size / 1024:.0f} KiB"
+    SIZES["sdist"] = f"{sdists[0].stat().st_size / 1024:.0f} KiB"
+    return sdists[0], wheels[0]

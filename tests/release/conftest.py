@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,12 @@ from tests.release import builds
 def debian_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The .deb built from this tree by dpkg-buildpackage (its .changes lies beside it)."""
     return builds.build_deb(tmp_path_factory.mktemp("deb"))
+
+
+@pytest.fixture(scope="session")
+def python_dists(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(sdist, wheel) built from this tree by ``python -m build``."""
+    return builds.build_python_dists(tmp_path_factory.mktemp("dist"), sys.executable)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
