@@ -28,7 +28,7 @@ _NOT_SOURCE = shutil.ignore_patterns(
 )
 
 TIMINGS: dict[str, float] = {}
-SIZES: dict[str, str] = {}
+SIZES: dict[str, str] = {}  # also other measured figures, printed as they are
 
 
 class BuildError(AssertionError):
