@@ -20,7 +20,9 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import bcrypt
 import pytest
+import requests
 
 from login_exporter import __version__
 from tests.e2e.checks import assert_agrees, wait_for_session
@@ -97,6 +99,13 @@ def test_apt_install_serves_real_sessions_restarts_and_purges_clean(
 
     if release == "bookworm":
         c.run(["dpkg", "--purge", "python3-prometheus-client", "python3-bcrypt"])
+        # What pip installed on this machine (CI may pip-install the project and its test
+        # tools into Debian's python3) would shadow the package and Debian's libraries: a
+        # Debian system as installed has nothing there.
+        for local in c.merged.glob("usr/local/lib/python3*/dist-packages"):
+            shutil.rmtree(local)
+        for script in c.merged.glob("usr/local/bin/login-exporter"):
+            script.unlink()
     # This machine was made by a Docker build, whose policy-rc.d forbids starting services; an
     # installed Debian has none. (Removed in the container's overlay only.)
     policy = c.merged / "usr/sbin/policy-rc.d"
@@ -126,9 +135,7 @@ def test_apt_install_serves_real_sessions_restarts_and_purges_clean(
     pid = state["MainPID"]
     exe = c.run(["readlink", f"/proc/{pid}/exe"]).stdout.strip()
     assert exe.startswith("/usr/bin/python3"), exe  # Debian's Python, not a venv or pyenv
-    assert c.sh(f"grep -c '^/usr/lib/python3/dist-packages/login_exporter' "
-                f"/proc/{pid}/maps || true").strip() == "0"  # pure Python: nothing mapped
-    for module in ("prometheus_client", "yaml", "bcrypt", "cffi"):
+    for module in ("login_exporter", "prometheus_client", "yaml", "bcrypt", "cffi"):
         where = c.run(["python3", "-c", f"import {module}; print({module}.__file__)"]).stdout
         assert where.startswith("/usr/lib/python3/dist-packages/"), (module, where)
     uid = c.sh(f"awk '/^Uid:/ {{print $2}}' /proc/{pid}/status").strip()
@@ -155,6 +162,25 @@ def test_apt_install_serves_real_sessions_restarts_and_purges_clean(
     wait_for_session(RESTART_PORT, newcomer, timeout=2)
     assert_agrees(scene, RESTART_PORT)
     assert c.run(["ss", "-Hltn", f"sport = :{PACKAGED_PORT}"]).stdout.strip() == ""
+
+    # Basic auth from a web config: Debian's python3-yaml and python3-bcrypt at work.
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
+    web = c.merged / "etc/login-exporter/web.yml"
+    web.parent.mkdir(parents=True, exist_ok=True)
+    web.write_text(f"basic_auth_users:\n  prometheus: '{hashed}'\n")
+    web.chmod(0o644)  # the DynamicUser must read it
+    with_auth = f"{args} --web.config.file=/etc/login-exporter/web.yml"
+    (c.merged / "etc/default/login-exporter").write_text(
+        f"LOGIN_EXPORTER_ARGS={shlex.quote(with_auth)}\n")
+    restart = c.run(["systemctl", "restart", "login-exporter.service"], check=False, timeout=60)
+    assert restart.returncode == 0, restart.stderr + journal(c)
+    url = f"http://127.0.0.1:{RESTART_PORT}/metrics"
+    assert requests.get(url, timeout=5).status_code == 401
+    assert requests.get(url, auth=("prometheus", "wrong"), timeout=5).status_code == 401
+    authed = requests.get(url, auth=("prometheus", "s3cret"), timeout=5)
+    assert authed.status_code == 200 and "logind_up 1" in authed.text, authed.text[:500]
+    web.unlink()
+    web.parent.rmdir()  # the admin's file, not the package's: gone before the purge check
 
     # Purge: stopped, and nothing left behind.
     owned = c.run(["dpkg", "-L", "login-exporter"]).stdout.split()
