@@ -37,7 +37,7 @@ from tests.release.builds import timed
 pytestmark = pytest.mark.e2e
 
 PACKAGED_PORT = 9844  # the unit's default, as installed
-RESTART_PORT = 19810  # in the e2e suite's range (tests/e2e/conftest.py)
+RESTART_PORT = 19810  # beside the e2e suite's 19800-19809 (tests/e2e/conftest.py)
 APT = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-o", "DPkg::Lock::Timeout=120",
        "-y", "-q"]
 # Where a package could leave something behind (the container's /proc, /run, /tmp are its own
