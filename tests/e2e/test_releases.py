@@ -86,7 +86,7 @@ def test_a_machine_that_lives_two_seconds_is_counted(scene: Scene, ports: list[i
     time.sleep(2)
     scene.terminate_machine(name)
     wait_until(lambda: all(m.name != name for m in scene.truth.machines()) or None,
-               timeout=10, what="the machine gone")
+               timeout=20, what="the machine gone")
     exps = agree_within(scene, ports, "a machine terminated")
     for b, exp in zip(before, exps, strict=True):
         for total in ("logind_machine_starts_total", "logind_machine_stops_total"):

@@ -148,7 +148,8 @@ def test_vm_and_container_registered_then_stopped(scene: Scene, exporter: Servic
 
     scene.terminate_machine(vm)
     scene.terminate_machine(ct)
-    wait_until(lambda: not scene.truth.machines() or None, timeout=10, what="machines gone")
+    wait_until(lambda: not {vm, ct} & {m.name for m in scene.truth.machines()} or None,
+               timeout=20, what="machines gone")
     exp = assert_agrees(scene, EXPORTER_PORT)
     for cls in ("vm", "container"):
         assert exp.get("logind_machines", **{"class": cls}) == 0  # stays exported, at 0
