@@ -15,6 +15,8 @@ from pathlib import Path
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support import namespace
+
 ROOT = Path(__file__).resolve().parents[2]
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -99,8 +101,11 @@ def start_exporter(
 ) -> Exporter:
     """Start the exporter on 127.0.0.1:port with ``args`` and wait until ready_path answers.
 
-    Raises AssertionError with its stderr when it exits or never answers.
+    Raises AssertionError with its stderr when it exits or never answers, RuntimeError outside
+    the tests' private mount namespace (the exporter would read the host's /run/systemd).
     """
+    if not namespace.entered():
+        raise RuntimeError("start_exporter needs the private /run/systemd: use the logind fixture")
     port = port or free_port()
     command: Sequence[str] = [
         sys.executable, "-m", "login_exporter",

@@ -11,7 +11,6 @@ import pytest
 from login_exporter import __version__
 from login_exporter.cli import DEFAULT_PORT, build_parser, format_duration, parse_duration
 from tests.support.exporter import ROOT, free_port
-from tests.support.logind_state import LogindState
 
 # -- parse_duration -------------------------------------------------------------------------------
 
@@ -175,21 +174,3 @@ def test_missing_web_config_file_exits_2_naming_it(tmp_path: Path) -> None:
     result = run(f"--web.config.file={missing}", f"--web.listen-address=127.0.0.1:{free_port()}")
     assert result.returncode == 2
     assert str(missing) in result.stderr and "no such file" in result.stderr
-
-
-def test_systemd_socket_without_listen_fds_exits_2(logind: LogindState) -> None:
-    result = run("--web.systemd-socket")
-    assert result.returncode == 2
-    assert "--web.systemd-socket" in result.stderr
-
-
-def test_port_in_use_exits_1_naming_the_address(logind: LogindState) -> None:
-    import socket
-
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        address = f"127.0.0.1:{busy.getsockname()[1]}"
-        result = run(f"--web.listen-address={address}")
-    assert result.returncode == 1
-    assert address in result.stderr
