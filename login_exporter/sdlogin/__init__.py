@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import errno
 import time
-from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn, SupportsIndex
 
+from login_exporter import __version__ as __version__
 from login_exporter.sdlogin import _ffi
 from login_exporter.sdlogin._call import (
     InvalidArgumentError,
@@ -27,6 +27,7 @@ from login_exporter.sdlogin._call import (
     _function,
     _strv_call,
     _take_array,
+    shown,
 )
 from login_exporter.sdlogin._ffi import ffi
 from login_exporter.sdlogin.getters import (
@@ -157,7 +158,8 @@ class Monitor:
 
     Raises InvalidArgumentError (a ValueError) for an unknown category, OSError for any other
     failure (e.g. ENOENT when /run/systemd's directories are missing). Methods of a closed monitor
-    raise ValueError.
+    raise InvalidArgumentError (EINVAL, as python-systemd), except flush() and close(), which do
+    nothing. Copying and pickling raise TypeError: a copy would free the monitor the original uses.
     """
 
     def __init__(self, category: str | None = None) -> None:
@@ -168,7 +170,8 @@ class Monitor:
         result = _function("sd_login_monitor_new")(encoded, out)
         if result == -errno.EINVAL:
             raise InvalidArgumentError(
-                errno.EINVAL, f"unknown monitor category {category!r} (session, seat, uid, machine)"
+                errno.EINVAL,
+                f"unknown monitor category {shown(category)} (session, seat, uid, machine)",
             )
         if result < 0:
             _fail(result, "sd_login_monitor_new", category)
@@ -176,24 +179,26 @@ class Monitor:
 
     def _live(self) -> Any:
         if self._monitor is None:
-            raise ValueError("operation on a closed Monitor")
+            raise InvalidArgumentError(errno.EINVAL, "operation on a closed Monitor")
         return self._monitor
 
     def fileno(self) -> int:
-        """Return the fd to poll (sd_login_monitor_get_fd). Raises ValueError if closed."""
+        """Return the fd to poll (sd_login_monitor_get_fd). Raises OSError (EINVAL if closed)."""
         result = int(_function("sd_login_monitor_get_fd")(self._live()))
         if result < 0:
             _fail(result, "sd_login_monitor_get_fd", self.category)
         return result
 
     def flush(self) -> None:
-        """Reset the wake-up state (sd_login_monitor_flush). Raises OSError, ValueError."""
-        result = _function("sd_login_monitor_flush")(self._live())
+        """Reset the wake-up state (sd_login_monitor_flush); closed, do nothing. Raises OSError."""
+        if self._monitor is None:
+            return
+        result = _function("sd_login_monitor_flush")(self._monitor)
         if result < 0:
             _fail(result, "sd_login_monitor_flush", self.category)
 
     def get_events(self) -> int:
-        """Return the poll() event mask to wait for. Raises OSError, ValueError if closed."""
+        """Return the poll() event mask to wait for. Raises OSError (EINVAL if closed)."""
         result = int(_function("sd_login_monitor_get_events")(self._live()))
         if result < 0:
             _fail(result, "sd_login_monitor_get_events", self.category)
@@ -202,7 +207,7 @@ class Monitor:
     def get_timeout(self) -> int | None:
         """Return the absolute CLOCK_MONOTONIC timeout in microseconds, or None for none.
 
-        Raises OSError, ValueError if closed.
+        Raises OSError (EINVAL if closed).
         """
         out = ffi.new("uint64_t *")
         result = _function("sd_login_monitor_get_timeout")(self._live(), out)
@@ -233,13 +238,13 @@ class Monitor:
     def __enter__(self) -> Monitor:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
+        # Positional only and any number of them, as python-systemd's.
         self.close()
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
+        # copy, deepcopy and pickle all come here.
+        raise TypeError(f"cannot pickle {type(self).__name__!r} object")
 
     def __del__(self) -> None:
         if getattr(self, "_monitor", None) is not None:

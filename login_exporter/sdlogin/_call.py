@@ -25,9 +25,21 @@ class UnsupportedError(NotImplementedError):
 # -- plumbing ------------------------------------------------------------------------------------
 
 
+SHOWN_CHARACTERS = 64  # of a name quoted in an error: enough to recognise, never a flood
+
+
+def shown(value: object) -> str:
+    """Return repr(value), cut to about SHOWN_CHARACTERS with the full length said."""
+    text = repr(value)
+    if len(text) <= SHOWN_CHARACTERS:
+        return text
+    size = f"{len(value)} characters" if isinstance(value, str | bytes) else f"{len(text)} long"
+    return f"{text[:SHOWN_CHARACTERS]}... ({size})"
+
+
 def _fail(result: int, call: str, subject: object) -> NoReturn:
     code = -result
-    arguments = ", ".join(map(repr, subject)) if isinstance(subject, tuple) else repr(subject)
+    arguments = ", ".join(map(shown, subject)) if isinstance(subject, tuple) else shown(subject)
     message = f"{call}({arguments}) failed: {os.strerror(code)}"
     if code == errno.EINVAL:
         raise InvalidArgumentError(code, message)
@@ -39,7 +51,7 @@ def _encode(name: str, what: str) -> bytes:
         raise TypeError(f"{what} must be str, not {type(name).__name__}")
     data = name.encode(_ENCODING, _ERRORS)
     if b"\0" in data:
-        raise ValueError(f"{what} {name!r} contains a NUL character")
+        raise ValueError(f"{what} {shown(name)} contains a NUL character")
     return data
 
 
