@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from login_exporter.state import EMPTY, Changes, Machine, Refresher, Seat, User
+from login_exporter.state import (
+    EMPTY,
+    SESSION_REREAD,
+    Changes,
+    Machine,
+    Refresher,
+    Seat,
+    Session,
+    User,
+)
 from tests.support.logind_state import LogindState
 
 
@@ -98,3 +107,20 @@ def test_refresher_counts_an_unparsable_seat_as_read_error(logind: LogindState) 
     assert "seat1" not in snap.seats
     assert snap.read_errors == {"read": 1}
     assert snap.read_races == 0
+
+
+def test_a_resync_rereads_exactly_the_listed_fields(logind: LogindState) -> None:
+    logind.seat0()
+    logind.session("1", uid=1000, type="tty", state="online", active=False)
+    refresher = Refresher()
+    first = refresher.refresh(EMPTY, Changes(everything=True))
+    # Rewritten in place (no event named it): only SESSION_REREAD may follow.
+    logind.session("1", uid=1000, type="wayland", state="active", active=True)
+    second = refresher.refresh(first, Changes(everything=True))
+    changed = {
+        name for name in Session.__dataclass_fields__
+        if getattr(first.sessions["1"], name) != getattr(second.sessions["1"], name)
+    }  # fmt: skip
+    assert changed == set(SESSION_REREAD) == {"state", "active"}
+    assert second.sessions["1"].type == "tty"  # kept until an event names the session
+

@@ -6,8 +6,11 @@ import pytest
 
 from login_exporter.state import (
     EMPTY,
+    SESSION_KEPT,
+    SESSION_REREAD,
     Changes,
     Machine,
+    Session,
     difference,
 )
 from tests.support.snapshots import session, snapshot
@@ -90,3 +93,15 @@ def test_changes_merge_unions_names_and_everything() -> None:
     assert not a.everything
     a.merge(Changes(everything=True))
     assert a.everything
+
+
+# -- what a resync re-reads -----------------------------------------------------------------------
+
+
+def test_every_session_field_is_either_reread_or_declared_kept() -> None:
+    # A new field of Session must be added to one of the two lists in state.py, or a resync would
+    # silently keep its first value forever.
+    fields = set(Session.__dataclass_fields__)
+    assert set(SESSION_REREAD) | SESSION_KEPT == fields, "state.py: SESSION_REREAD or SESSION_KEPT"
+    assert not set(SESSION_REREAD) & SESSION_KEPT
+
