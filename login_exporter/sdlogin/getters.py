@@ -21,6 +21,48 @@ from login_exporter.sdlogin._call import (
 )
 from login_exporter.sdlogin._ffi import ffi
 
+__all__ = [
+    "machine_get_class",
+    "machine_get_ifindices",
+    "pid_get_cgroup",
+    "pid_get_machine_name",
+    "pid_get_owner_uid",
+    "pid_get_session",
+    "pid_get_slice",
+    "pid_get_unit",
+    "pid_get_user_slice",
+    "pid_get_user_unit",
+    "seat_can_graphical",
+    "seat_can_multi_session",
+    "seat_can_tty",
+    "seat_get_active",
+    "seat_get_session_uids",
+    "seat_get_sessions",
+    "session_get_class",
+    "session_get_desktop",
+    "session_get_display",
+    "session_get_leader",
+    "session_get_remote_host",
+    "session_get_remote_user",
+    "session_get_seat",
+    "session_get_service",
+    "session_get_start_time",
+    "session_get_state",
+    "session_get_tty",
+    "session_get_type",
+    "session_get_uid",
+    "session_get_username",
+    "session_get_vt",
+    "session_is_active",
+    "session_is_remote",
+    "uid_get_display",
+    "uid_get_login_time",
+    "uid_get_seats",
+    "uid_get_sessions",
+    "uid_get_state",
+    "uid_is_on_seat",
+]
+
 # -- sessions -------------------------------------------------------------------------------------
 
 
