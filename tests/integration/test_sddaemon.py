@@ -29,7 +29,8 @@ except ImportError:  # pragma: no cover - CI installs systemd-python
 def reference() -> ModuleType:
     if _daemon is None:
         pytest.fail("systemd.daemon is not importable; install systemd-python")
-    return _daemon
+    module: ModuleType = _daemon
+    return module
 
 
 @pytest.fixture
