@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 from login_exporter.collector import LogindCollector, Publisher, Totals
+from login_exporter.liveness import Liveness
 from login_exporter.state import EMPTY, Changes, RefreshCancelled, Refresher, Snapshot, difference
 from login_exporter.watch import Watcher
 
@@ -26,6 +27,7 @@ log = logging.getLogger("login_exporter.agent")
 RETRY_FIRST = 0.1
 LOGIND_CATEGORIES = ("session", "seat", "uid")
 RETRY_MAX = 5.0
+LIVENESS = "liveness"  # selector data of the liveness fd (monitors carry their category)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,7 @@ class Agent:
         self._base: Snapshot = EMPTY  # last snapshot with logind up: what differences start from
         categories = [*LOGIND_CATEGORIES] + (["machine"] if settings.machines else [])
         self._watcher = Watcher(categories)
+        self._liveness = Liveness()
         self._selector = selectors.DefaultSelector()
         self._registered: dict[int, str] = {}
         self._stop = False
@@ -84,8 +87,7 @@ class Agent:
             self.totals.errors["list"] += 1
             log.warning("reading logind state failed: %s", exc)
             # Serve the previous view with the error counted (and become ready at start-up).
-            self._collector.update(previous, self.totals)
-            self._publisher.publish(self._collector.exposition())
+            self.publish()
             return
         except RefreshCancelled:
             return  # stopping: the loop ends before anything else is read
@@ -111,8 +113,7 @@ class Agent:
             log.info("logind state %s", "readable" if snapshot.logind_up else "not readable")
         self.snapshot = snapshot
         totals.refresh_duration.observe(time.perf_counter() - started)
-        self._collector.update(snapshot, totals)
-        self._publisher.publish(self._collector.exposition())
+        self.publish()
         log.debug(
             "refreshed",
             extra={
@@ -121,6 +122,23 @@ class Agent:
                 "seconds": round(time.perf_counter() - started, 6),
             },
         )
+
+    def publish(self) -> None:
+        """Render the current snapshot, totals and logind liveness, and publish them."""
+        self._collector.update(self.snapshot, self.totals, self._liveness.status())
+        self._publisher.publish(self._collector.exposition())
+
+    def _observe_liveness(self) -> None:
+        """Read the liveness events; publish at once when logind started or stopped (no
+        debounce: it is one link, and nothing else is re-read)."""
+        before = self._liveness.status()
+        if self._liveness.drain():
+            after = self._liveness.status()
+            log.info("logind %s", "running" if after.running else
+                     "stopped" if after.running is False else "liveness unknown (files rule)")
+            if after.restarts != before.restarts:
+                log.info("logind restarted", extra={"restarts": after.restarts})
+            self.publish()
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -181,6 +199,9 @@ class Agent:
                     self._drain_wake_pipe()
                     continue
                 self.totals.wakeups += 1
+                if category == LIVENESS:
+                    self._observe_liveness()
+                    continue
                 pending.merge(self._watcher.drain(category))
             if self._stop:
                 break
@@ -199,6 +220,7 @@ class Agent:
             self._sync_registrations()
             if self._resync_requested or (resync_at is not None and now >= resync_at):
                 self._resync_requested = False
+                self._liveness.open()  # the link may be readable now (a remount, a new layout)
                 self.refresh("resync", Changes(everything=True))
                 pending = Changes()
                 last_refresh = time.monotonic()
@@ -213,8 +235,9 @@ class Agent:
                 watchdog_at = now + self._watchdog
 
     def close(self) -> None:
-        """Release the monitors, the selector and the wake-up pipe."""
+        """Release the monitors, the liveness watch, the selector and the wake-up pipe."""
         self._watcher.close()
+        self._liveness.close()
         self._selector.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
@@ -229,15 +252,20 @@ class Agent:
                 pass
 
     def _open_monitors(self) -> bool:
-        """Open missing monitors; return whether any opened."""
+        """Open missing monitors and the liveness watch; return whether any monitor opened."""
         before = len(self._watcher.monitors)
         for category, exc in self._watcher.open_missing():
             log.debug("monitor %s unavailable: %s", category, exc)
+        self._liveness.open()
         self._sync_registrations()
         return len(self._watcher.monitors) > before
 
     def _sync_registrations(self) -> None:
         wanted = self._watcher.fds()
+        monitors = len(wanted)
+        liveness_fd = self._liveness.fileno()
+        if liveness_fd is not None:
+            wanted[liveness_fd] = LIVENESS
         if wanted == self._registered:
             return
         for fd in self._registered:
@@ -245,7 +273,7 @@ class Agent:
                 self._selector.unregister(fd)
         for fd, category in wanted.items():
             self._selector.register(fd, selectors.EVENT_READ, category)
-        if len(wanted) < len(self._registered):
+        if monitors < sum(1 for c in self._registered.values() if c != LIVENESS):
             self.totals.errors["monitor"] += 1
             log.warning("lost sd-login monitors; retrying", extra={"open": sorted(wanted.values())})
         self._registered = wanted

@@ -13,6 +13,24 @@ from tests.support.logind_state import LogindState
 # -- Watcher over real sd-login monitors (private tmpfs) -----------------------------------------
 
 
+def test_watcher_names_files_linked_into_place(logind: LogindState) -> None:
+    logind.link_new_files = True
+    watcher = Watcher(["session", "uid", "machine"])
+    try:
+        assert watcher.open_missing() == []
+        logind.machine("vm3", klass="vm")
+        logind.session("c5", uid=1000)
+        logind.user(1000)
+        total = Changes()
+        for fd, category in watcher.fds().items():
+            assert wait_readable(fd), category
+            total.merge(watcher.drain(category))
+        assert total.machines == {"vm3"} and total.sessions == {"c5"} and total.users == {1000}
+        assert not total.everything
+    finally:
+        watcher.close()
+
+
 def wait_readable(fd: int, timeout: float = 2.0) -> bool:
     return bool(select.select([fd], [], [], timeout)[0])
 
@@ -44,11 +62,12 @@ def test_watcher_drains_renamed_and_deleted_names(logind: LogindState) -> None:
         watcher.close()
 
 
-def test_plain_write_wakes_no_monitor(logind: LogindState) -> None:
+def test_plain_rewrite_wakes_no_monitor(logind: LogindState) -> None:
+    logind.session("8", uid=1000, plain=True)
     watcher = Watcher(["session"])
     try:
         watcher.open_missing()
-        logind.session("8", uid=1000, plain=True)
+        logind.session("8", uid=1000, state="closing", plain=True)
         assert not select.select(list(watcher.fds()), [], [], 0.2)[0]
     finally:
         watcher.close()
