@@ -7,6 +7,7 @@ None of these tests may use the ``logind`` fixture: the container has its own /r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -67,9 +68,10 @@ def container(request: pytest.FixtureRequest) -> Iterator[Container]:
     c.boot()
     try:
         c.release = release
-        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(f"\ne2e: booted {release}: systemd {c.systemd_version()}")
+        line = f"e2e: booted {release}: systemd {c.systemd_version()}"
+        capture = request.config.pluginmanager.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            print(f"\n{line}", flush=True)
         yield c
     finally:
         c.close()
