@@ -27,8 +27,7 @@ from typing import TextIO
 
 import requests
 
-from tests.reliability import proc
-from tests.support import namespace
+from tests.support import namespace, proc
 from tests.support.exporter import start_exporter
 from tests.support.logind_state import LogindState
 

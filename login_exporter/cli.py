@@ -1,4 +1,4 @@
-"""Command line: parse flags, wire sdlogin → state → collector → web, run the agent.
+"""Command line: parse flags, wire sdlogin → state → collector → web, run the agent (sddaemon).
 
 Exit codes: 0 clean, 2 bad command line or config (stderr names the problem), 1 anything else.
 """
@@ -19,7 +19,7 @@ from prometheus_client import (
     CollectorRegistry,
 )
 
-from login_exporter import __version__, logs, sdlogin
+from login_exporter import __version__, logs, sddaemon, sdlogin
 from login_exporter.agent import Agent, Settings
 from login_exporter.collector import LogindCollector, Options, Publisher
 from login_exporter.state import Changes, Refresher
@@ -140,7 +140,7 @@ def _live_registry(disabled: bool) -> CollectorRegistry | None:
 
 
 def _systemd_sockets() -> list[socket.socket]:
-    count = sdlogin.listen_fds()
+    count = sddaemon.listen_fds()
     if count < 1:
         raise WebConfigError("--web.systemd-socket: systemd passed no socket (LISTEN_FDS unset)")
     return [socket.socket(fileno=3 + i) for i in range(count)]
@@ -181,8 +181,8 @@ def _run(args: argparse.Namespace, config: WebConfig) -> int:
         refresher,
         collector,
         publisher,
-        notify=sdlogin.notify,
-        watchdog_usec=sdlogin.watchdog_usec(),
+        notify=sddaemon.notify,
+        watchdog_usec=sddaemon.watchdog_usec(),
     )
     if args.once:
         agent.refresh("startup", Changes(everything=True))
@@ -205,11 +205,11 @@ def _run(args: argparse.Namespace, config: WebConfig) -> int:
     server.start()
     addresses = ", ".join(f"{host}:{port}" for host, port in server.addresses)
     log.info("listening", extra={"address": addresses, "version": __version__})
-    sdlogin.notify("READY=1")
+    sddaemon.notify("READY=1")
     try:
         agent.run()
     finally:
-        sdlogin.notify("STOPPING=1")
+        sddaemon.notify("STOPPING=1")
         server.shutdown()
         agent.close()
     if server.failure is not None:

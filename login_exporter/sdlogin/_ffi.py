@@ -8,6 +8,8 @@ the sonames tried.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import threading
 from pathlib import Path
@@ -105,7 +107,8 @@ _path: str | None = None
 def load() -> Any:
     """Return the loaded libsystemd (loading it on first use).
 
-    Raises OSError naming every soname tried when none can be loaded.
+    Raises OSError naming every soname tried when none can be loaded, OSError(EMFILE or ENFILE)
+    when the process ran out of file descriptors (the next call tries again).
     """
     global _lib, _libc
     if _lib is not None:
@@ -124,6 +127,7 @@ def load() -> Any:
                 _lib = lib
                 break
             else:
+                _raise_if_out_of_fds()
                 raise OSError(
                     "cannot load libsystemd (install libsystemd0); tried "
                     + ", ".join(SONAMES)
@@ -131,6 +135,15 @@ def load() -> Any:
                     + "; ".join(failures)
                 )
     return _lib
+
+
+def _raise_if_out_of_fds() -> None:
+    # dlopen() needs a descriptor; without one the failure says nothing of a missing library.
+    try:
+        os.close(os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC))
+    except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            raise OSError(exc.errno, f"cannot load libsystemd: {os.strerror(exc.errno)}") from None
 
 
 def libc() -> Any:

@@ -15,7 +15,6 @@ watchdog so that missing WATCHDOG=1 pings show within seconds.
 from __future__ import annotations
 
 import re
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +24,7 @@ import pytest
 
 from tests.deploy.tools import DEPLOY
 from tests.e2e.container import Container, booted
+from tests.support.exporter import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -36,13 +36,6 @@ cp -r /project /tmp/src && rm -rf /tmp/src/.git
 /opt/login-exporter/bin/pip install -q /tmp/src
 ln -sf /opt/login-exporter/bin/login-exporter /usr/local/bin/login-exporter
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:

@@ -11,15 +11,15 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.container import PROJECT, Container, ContainerError
+from tests.support.exposition import Exposition as Exposition
 
 # The interpreter running the tests (with its pip-installed packages).
 PYTHON = sys.executable
@@ -48,46 +48,6 @@ def label(value: str) -> str:
 
 
 # -- metrics -------------------------------------------------------------------------------
-
-SampleKey = tuple[str, frozenset[tuple[str, str]]]
-
-
-@dataclass(frozen=True)
-class Exposition:
-    """One parsed scrape: sample name + labels -> value."""
-
-    samples: Mapping[SampleKey, float]
-    text: str
-
-    @classmethod
-    def parse(cls, text: str) -> Exposition:
-        samples: dict[SampleKey, float] = {}
-        for family in text_string_to_metric_families(text):
-            for s in family.samples:
-                samples[(s.name, frozenset(s.labels.items()))] = s.value
-        return cls(samples, text)
-
-    def get(self, name: str, **labels: str) -> float | None:
-        """The sample's value, or None when the series is absent."""
-        return self.samples.get((name, frozenset(labels.items())))
-
-    def value(self, name: str, **labels: str) -> float:
-        """The sample's value; 0.0 when the series is absent."""
-        v = self.samples.get((name, frozenset(labels.items())))
-        return 0.0 if v is None else v
-
-    def series(self, name: str) -> dict[frozenset[tuple[str, str]], float]:
-        return {labels: v for (n, labels), v in self.samples.items() if n == name}
-
-    def nonzero(self, name: str, keys: Iterable[str]) -> Counter[tuple[str, ...]]:
-        """Series of ``name`` with a non-zero value, keyed by the given label names."""
-        out: Counter[tuple[str, ...]] = Counter()
-        for labels, v in self.series(name).items():
-            if v:
-                d = dict(labels)
-                out[tuple(d.get(k, "") for k in keys)] += int(v)
-        return out
-
 
 def scrape(port: int, path: str = "/metrics", timeout: float = 5.0) -> Exposition:
     """GET the exposition from 127.0.0.1:port. Raises requests exceptions."""

@@ -28,7 +28,6 @@ from prometheus_client.openmetrics.parser import (
 )
 
 from login_exporter import sdlogin
-from tests.conftest import REAL_252, SHARED
 from tests.support.exporter import (
     ROOT,
     Exporter,
@@ -38,10 +37,11 @@ from tests.support.exporter import (
     running_exporter,
     start_exporter,
 )
+from tests.support.golden import REAL_252, loginctl_252
 from tests.support.logind_state import CATEGORIES, LogindState
 from tests.support.unprivileged import as_nobody
 
-LOGINCTL = json.loads((SHARED / "fixtures" / "real-252-loginctl.json").read_text())
+LOGINCTL = loginctl_252()
 # The agent refreshes within the debounce (10 ms in these tests) of an event; the margin is for a
 # loaded CI machine. Timing itself is measured by the benchmarks, not asserted here.
 EVENT_TIMEOUT = 1.5
@@ -73,7 +73,7 @@ def family(samples: Samples, name: str) -> dict[Key, float]:
 
 
 def expected_252() -> dict[Key, float]:
-    """What loginctl and machinectl said about shared/fixtures/real-252, as samples."""
+    """What loginctl and machinectl said about tests/fixtures/real-252, as samples."""
     expected: dict[Key, float] = {k("logind_up"): 1}
     sessions: Counter[Key] = Counter()
     for p in LOGINCTL["session_properties"].values():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import subprocess
 import sys
@@ -43,3 +44,25 @@ def test_an_unprivileged_user_gets_its_own_run_systemd_through_a_user_namespace(
     assert result.returncode == 0, result.stderr
     # Root inside its user namespace (mapped from 65534), reading its own tmpfs through libsystemd.
     assert result.stdout.split("\n")[0] == "0 ['7'] 4242"
+
+
+UNIT_TESTS_AS_NOBODY = """
+import sys
+import pytest
+from tests.support import namespace
+status = pytest.main(["tests/unit", "-q", "-p", "no:cacheprovider"])
+print("namespace entered:", namespace.entered())
+sys.exit(int(status) or 3 * namespace.entered())
+"""
+
+
+def test_unit_tests_pass_as_an_unprivileged_user_without_a_namespace() -> None:
+    # Unit tests are pure logic: no private mounts, no root, no writable checkout.
+    result = subprocess.run(
+        as_nobody(sys.executable, "-c", UNIT_TESTS_AS_NOBODY), cwd=ROOT, capture_output=True,
+        text=True, timeout=300, check=False,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "namespace entered: False" in result.stdout
+    assert " passed" in result.stdout and " failed" not in result.stdout

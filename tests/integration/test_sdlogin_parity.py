@@ -6,8 +6,13 @@ CI installs systemd-python (.ci/requirements-ci.txt, built against libsystemd-de
 
 from __future__ import annotations
 
+import copy
 import errno
+import os
+import pickle
 import select
+import subprocess
+import sys
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -15,6 +20,7 @@ from typing import Any
 import pytest
 
 from login_exporter import sdlogin
+from tests.support.exporter import ROOT
 from tests.support.logind_state import LogindState
 
 try:
@@ -137,3 +143,114 @@ def test_monitor_errors_match(logind: LogindState, reference: ModuleType) -> Non
     with pytest.raises(OSError) as other:
         reference.Monitor("session")
     assert mine.value.errno == other.value.errno == errno.ENOENT
+
+
+# -- the corners a differential run found: each compared with the reference directly -------------
+
+CLOSED_RAISING = ("fileno", "get_events", "get_timeout", "get_timeout_ms")
+
+
+def test_closed_monitor_calls_raise_einval_and_flush_and_close_do_nothing(
+    logind: LogindState, reference: ModuleType
+) -> None:
+    for module in (sdlogin, reference):
+        monitor = module.Monitor("session")
+        monitor.close()
+        for method in CLOSED_RAISING:
+            with pytest.raises(OSError) as info:
+                getattr(monitor, method)()
+            assert info.value.errno == errno.EINVAL, (module.__name__, method)
+        assert monitor.flush() is None
+        assert monitor.close() is None
+    # Ours stays a ValueError too, as it was before closing raised OSError.
+    closed = sdlogin.Monitor("session")
+    closed.close()
+    with pytest.raises(ValueError):
+        closed.fileno()
+
+
+@pytest.mark.parametrize("arguments", [(), (None, None, None), (1, 2, 3, 4)])
+def test_exit_takes_positional_arguments_like_the_reference(
+    logind: LogindState, reference: ModuleType, arguments: tuple[object, ...]
+) -> None:
+    for module in (sdlogin, reference):
+        monitor = module.Monitor("session")
+        assert monitor.__exit__(*arguments) is None
+        with pytest.raises(OSError):
+            monitor.fileno()  # __exit__ closed it
+
+
+def test_exit_refuses_keywords_like_the_reference(
+    logind: LogindState, reference: ModuleType
+) -> None:
+    for module in (sdlogin, reference):
+        monitor = module.Monitor("session")
+        try:
+            with pytest.raises(TypeError):
+                monitor.__exit__(exc_type=None, exc=None, traceback=None)
+        finally:
+            monitor.close()
+
+
+@pytest.mark.parametrize("duplicate", [copy.copy, copy.deepcopy, pickle.dumps])
+def test_copying_or_pickling_a_monitor_is_refused(
+    logind: LogindState, reference: ModuleType, duplicate: Callable[[Any], Any]
+) -> None:
+    # A copy would share the C monitor: closing it would free what the original still uses.
+    for module in (sdlogin, reference):
+        with module.Monitor("session") as monitor:
+            fd = monitor.fileno()
+            with pytest.raises(TypeError, match="pickle"):
+                duplicate(monitor)
+            assert monitor.fileno() == fd
+            os.fstat(fd)  # still open
+
+
+def test_version_is_a_string_like_the_reference(reference: ModuleType) -> None:
+    assert isinstance(reference.__version__, str)
+    assert isinstance(sdlogin.__version__, str) and sdlogin.__version__
+
+
+def test_a_huge_category_is_not_echoed_whole(logind: LogindState, reference: ModuleType) -> None:
+    category = "x" * 65536
+    with pytest.raises(ValueError) as theirs:
+        reference.Monitor(category)
+    with pytest.raises(ValueError) as ours:
+        sdlogin.Monitor(category)
+    assert len(str(theirs.value)) < 100
+    assert len(str(ours.value)) < 200 and "xxxx" in str(ours.value)
+
+
+OUT_OF_FDS = """
+import os, resource, sys
+module = sys.argv[1]
+if module == "ours":
+    from login_exporter import sdlogin as login
+else:
+    from systemd import login
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+try:
+    while True:
+        os.open("/dev/null", os.O_RDONLY)
+except OSError:
+    pass
+for call in (login.sessions, lambda: login.Monitor("session")):
+    try:
+        call()
+    except OSError as exc:
+        print(exc.errno)
+"""
+
+
+def test_running_out_of_fds_on_the_first_call_reports_emfile(
+    logind: LogindState, reference: ModuleType
+) -> None:
+    answers = {}
+    for module in ("ours", "reference"):
+        result = subprocess.run(
+            [sys.executable, "-c", OUT_OF_FDS, module], cwd=ROOT, capture_output=True,
+            text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        answers[module] = result.stdout.split()
+    assert answers["ours"] == answers["reference"] == [str(errno.EMFILE)] * 2

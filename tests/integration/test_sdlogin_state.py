@@ -16,11 +16,8 @@ from typing import Any
 import pytest
 
 from login_exporter import sdlogin
-from tests.conftest import SHARED
+from tests.support.golden import REAL_252_LOGINCTL
 from tests.support.logind_state import LogindState
-
-LOGINCTL_JSON = SHARED / "fixtures" / "real-252-loginctl.json"
-
 
 # -- sessions -------------------------------------------------------------------------------------
 
@@ -460,7 +457,7 @@ def test_capabilities_on_systemd_252(logind: LogindState) -> None:
 
 
 def _loginctl() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(LOGINCTL_JSON.read_text())
+    data: dict[str, Any] = json.loads(REAL_252_LOGINCTL.read_text())
     return data
 
 

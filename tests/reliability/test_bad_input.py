@@ -7,6 +7,7 @@ import ctypes.util
 import errno
 import os
 import secrets
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -177,6 +178,19 @@ def test_every_bad_flag_exits_2_naming_the_flag(logind: LogindState) -> None:
         if process.returncode != 2 or named not in stderr or "Traceback" in stderr or stdout:
             failures.append(f"{args}: exit {process.returncode}, stderr {stderr.strip()!r}")
     assert not failures, "\n".join(failures)
+
+
+def test_port_in_use_exits_1_naming_the_address(logind: LogindState) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        address = f"127.0.0.1:{busy.getsockname()[1]}"
+        result = subprocess.run(
+            [sys.executable, "-m", "login_exporter", f"--web.listen-address={address}"],
+            cwd=ROOT, capture_output=True, text=True, timeout=20, check=False,
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert address in result.stderr
 
 
 # -- web config: a bad field stops the real program (each field: tests/unit/test_webconfig.py) --

@@ -22,7 +22,7 @@ import requests
 
 from bench import soak
 from login_exporter.state import EMPTY, Changes, RefreshCancelled, Refresher, Snapshot
-from tests.reliability import proc
+from tests.support import proc
 from tests.support.exporter import ROOT, Exporter, Samples, start_exporter
 from tests.support.logind_state import HEADER, LogindState
 

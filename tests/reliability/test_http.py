@@ -25,7 +25,7 @@ import pytest
 import requests
 import yaml
 
-from tests.reliability import proc
+from tests.support import proc
 from tests.support.exporter import ROOT, Exporter, free_port, running_exporter, start_exporter
 from tests.support.logind_state import LogindState
 from tests.support.pki import Pki, make_pki

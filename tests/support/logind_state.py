@@ -1,7 +1,7 @@
 """Write /run/systemd state files exactly as systemd-logind and systemd-machined do.
 
 Format: first line ``# This is private data. Do not parse.``, then KEY=VALUE lines in the order
-systemd 252 writes them (see shared/fixtures/real-252). Files are written to a temporary name and
+systemd 252 writes them (see tests/fixtures/real-252). Files are written to a temporary name and
 rename()d into place, which is what wakes an sd-login monitor (inotify IN_MOVED_TO); ``plain=True``
 writes in place instead, which wakes nothing (used to prove the resync safety net). With
 ``link_new_files`` a file that does not exist yet is written as systemd 262 does: an unnamed
@@ -101,7 +101,7 @@ class LogindState:
             shutil.rmtree(self.root / category, ignore_errors=True)
 
     def copy_tree(self, source: Path) -> None:
-        """Copy a captured tree (e.g. shared/fixtures/real-252) into place, symlinks kept."""
+        """Copy a captured tree (e.g. tests/fixtures/real-252) into place, symlinks kept."""
         for category in CATEGORIES:
             src = source / category
             if src.is_dir():

@@ -1,8 +1,9 @@
 """Private mount namespaces for tests: a tmpfs on /run/systemd that the host never sees.
 
-libsystemd hard-codes /run/systemd/{sessions,seats,users,machines}, so tests give the whole
-pytest process its own mount namespace once (before any thread starts) and then mount a fresh
-tmpfs on /run/systemd for each test. Child processes (the exporter under test) inherit it.
+libsystemd hard-codes /run/systemd/{sessions,seats,users,machines}, so when a selected test
+needs it (tests/conftest.py: the ``logind`` fixture) the pytest process enters its own mount
+namespace once, before any thread starts, and then mounts a fresh tmpfs on /run/systemd for each
+test. Child processes (the exporter under test) inherit it.
 """
 
 from __future__ import annotations
@@ -82,6 +83,11 @@ def enter_private_namespace() -> None:
         _mount("tmpfs", "/run", "tmpfs", 0, "mode=0755")
         RUN_SYSTEMD.mkdir()
     _entered = True
+
+
+def entered() -> bool:
+    """Return whether this process is in the private namespace enter_private_namespace() made."""
+    return _entered
 
 
 def mount_tmpfs(target: Path = RUN_SYSTEMD) -> None:

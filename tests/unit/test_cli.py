@@ -14,7 +14,6 @@ import pytest
 from login_exporter import __version__
 from login_exporter.cli import DEFAULT_PORT, build_parser, format_duration, parse_duration
 from tests.support.exporter import ROOT
-from tests.support.logind_state import LogindState
 
 # -- parse_duration -------------------------------------------------------------------------------
 
@@ -118,13 +117,3 @@ def test_help_lists_every_contract_flag() -> None:
         assert flag in result.stdout, flag
 
 
-def test_port_in_use_exits_1_naming_the_address(logind: LogindState) -> None:
-    import socket
-
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        address = f"127.0.0.1:{busy.getsockname()[1]}"
-        result = run(f"--web.listen-address={address}")
-    assert result.returncode == 1
-    assert address in result.stderr

@@ -27,7 +27,7 @@ from login_exporter.collector import (
     session_key,
 )
 from login_exporter.state import Difference, Machine, Seat, Snapshot, User
-from tests.support.exporter import Samples, parse_samples
+from tests.support.exposition import Samples, parse_samples
 from tests.support.snapshots import session, snapshot
 
 

@@ -1,0 +1,39 @@
+"""The tests and benchmarks need nothing beside this repository: a fresh clone runs them."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.support.golden import REAL_252, REAL_252_LOGINCTL
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _string_constants(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ]
+
+
+def test_no_test_or_bench_reads_a_shared_directory_beside_the_checkout() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)}: {text!r}"
+        for folder in ("tests", "bench")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if path != Path(__file__).resolve()  # this file names what it looks for
+        for text in _string_constants(path)
+        # A path component, not prose: "shared" alone, or inside a path.
+        if text.strip("/.") == "shared" or "../shared" in text or "/work/shared" in text
+    ]
+    assert not offenders, offenders
+
+
+def test_golden_fixture_lives_in_the_repository() -> None:
+    assert REAL_252.is_relative_to(ROOT) and REAL_252_LOGINCTL.is_relative_to(ROOT)
+    assert sorted(p.name for p in REAL_252.iterdir()) == ["machines", "seats", "sessions", "users"]
+    assert len(list((REAL_252 / "sessions").iterdir())) == 8
+    assert REAL_252_LOGINCTL.stat().st_size > 0
