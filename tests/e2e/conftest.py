@@ -95,24 +95,30 @@ def scene(container: Container) -> Scene:
     return Scene(container)
 
 
+def _start_ready(svc: Service, port: int) -> None:
+    """Start ``svc`` and wait for its /-/ready; fail the test with its journal otherwise."""
+    svc.start()
+
+    def ready() -> bool | None:
+        if not svc.is_active():
+            raise AssertionError(f"{svc.unit} exited")
+        r = requests.get(f"http://127.0.0.1:{port}/-/ready", timeout=2)
+        return True if r.status_code == 200 else None
+
+    try:
+        wait_until(ready, timeout=20, interval=0.1, what=f"{svc.unit} /-/ready")
+    except AssertionError as e:
+        pytest.fail(f"{e}\n--- journal ---\n{svc.journal()}")
+
+
 @pytest.fixture(scope="session")
 def exporter(container: Container) -> Iterator[Service]:
     """The exporter from the working tree, started once (before any scenario) inside."""
     # No resync: every change must reach /metrics through the monitors alone.
     svc = exporter_service(container, EXPORTER_PORT, "--collector.session-info",
                            "--refresh.resync-interval=0")
-    svc.start()
     try:
-        def ready() -> bool | None:
-            if not svc.is_active():
-                raise AssertionError(f"exporter exited:\n{svc.journal()}")
-            r = requests.get(f"http://127.0.0.1:{EXPORTER_PORT}/-/ready", timeout=2)
-            return True if r.status_code == 200 else None
-
-        try:
-            wait_until(ready, timeout=20, interval=0.1, what="exporter /-/ready")
-        except AssertionError as e:
-            pytest.fail(f"{e}\n--- exporter journal ---\n{svc.journal()}")
+        _start_ready(svc, EXPORTER_PORT)
         yield svc
     finally:
         svc.stop()
@@ -168,17 +174,9 @@ def host_exporter(container: Container) -> Iterator[int]:
     newer release's /run/systemd, as a DaemonSet on a newer host does; yields its port."""
     host_release_only_not(container)
     svc = exporter_service(container, HOST_EXPORTER_PORT, "--collector.session-info",
-                           "--refresh.resync-interval=0",
-                           host=True)
-    svc.start()
+                           "--refresh.resync-interval=0", host=True)
     try:
-        def ready() -> bool | None:
-            if not svc.is_active():
-                raise AssertionError(f"host exporter exited:\n{svc.journal()}")
-            r = requests.get(f"http://127.0.0.1:{HOST_EXPORTER_PORT}/-/ready", timeout=2)
-            return True if r.status_code == 200 else None
-
-        wait_until(ready, timeout=20, interval=0.1, what="host exporter /-/ready")
+        _start_ready(svc, HOST_EXPORTER_PORT)
         build = scrape(HOST_EXPORTER_PORT).series("logind_exporter_build_info")
         versions = {dict(labels)["libsystemd_version"] for labels in build}
         assert versions == {HOST_LIBSYSTEMD}, f"host exporter loaded libsystemd {versions}"
