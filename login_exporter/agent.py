@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
-from login_exporter.collector import LogindCollector, Publisher, Totals
+from login_exporter.collector import LogindCollector, Totals
+from login_exporter.exposition import Publisher
 from login_exporter.liveness import Liveness
 from login_exporter.state import EMPTY, Changes, RefreshCancelled, Refresher, Snapshot, difference
 from login_exporter.watch import Watcher

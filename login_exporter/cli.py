@@ -21,7 +21,8 @@ from prometheus_client import (
 
 from login_exporter import __version__, logs, sddaemon, sdlogin
 from login_exporter.agent import Agent, Settings
-from login_exporter.collector import LogindCollector, Options, Publisher
+from login_exporter.collector import LogindCollector, Options
+from login_exporter.exposition import Publisher
 from login_exporter.state import Changes, Refresher
 from login_exporter.web import WebServer, bind_listen_addresses, landing_page, parse_listen_address
 from login_exporter.webconfig import WebConfig, WebConfigError, load_web_config

@@ -17,15 +17,14 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from login_exporter.collector import (
     DURATION_BUCKETS,
     USER_STATES,
-    Exposition,
     Histogram,
     LogindCollector,
     Options,
-    Publisher,
     Totals,
     label_value,
     session_key,
 )
+from login_exporter.exposition import Exposition, Publisher
 from login_exporter.state import Difference, Machine, Seat, Snapshot, User
 from tests.support.exposition import Samples, parse_samples
 from tests.support.snapshots import session, snapshot
