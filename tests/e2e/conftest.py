@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from login_exporter.sdlogin import abi_version
 from tests.e2e.container import Container, RootfsUnavailable, rootfs
@@ -103,16 +102,7 @@ def exporter(container: Container) -> Iterator[Service]:
                            "--refresh.resync-interval=0")
     svc.start()
     try:
-        def ready() -> bool | None:
-            if not svc.is_active():
-                raise AssertionError(f"exporter exited:\n{svc.journal()}")
-            r = requests.get(f"http://127.0.0.1:{EXPORTER_PORT}/-/ready", timeout=2)
-            return True if r.status_code == 200 else None
-
-        try:
-            wait_until(ready, timeout=20, interval=0.1, what="exporter /-/ready")
-        except AssertionError as e:
-            pytest.fail(f"{e}\n--- exporter journal ---\n{svc.journal()}")
+        svc.wait_answering(EXPORTER_PORT)
         yield svc
     finally:
         svc.stop()
@@ -139,7 +129,7 @@ def node_exporter(container: Container) -> Iterator[Service]:
     ], cwd="/")
     svc.start()
     try:
-        wait_until(lambda: scrape(NODE_EXPORTER_PORT), timeout=15, what="node_exporter")
+        svc.wait_answering(NODE_EXPORTER_PORT, "/metrics", timeout=15)
         yield svc
     finally:
         svc.stop()
@@ -172,13 +162,7 @@ def host_exporter(container: Container) -> Iterator[int]:
                            host=True)
     svc.start()
     try:
-        def ready() -> bool | None:
-            if not svc.is_active():
-                raise AssertionError(f"host exporter exited:\n{svc.journal()}")
-            r = requests.get(f"http://127.0.0.1:{HOST_EXPORTER_PORT}/-/ready", timeout=2)
-            return True if r.status_code == 200 else None
-
-        wait_until(ready, timeout=20, interval=0.1, what="host exporter /-/ready")
+        svc.wait_answering(HOST_EXPORTER_PORT)
         build = scrape(HOST_EXPORTER_PORT).series("logind_exporter_build_info")
         versions = {dict(labels)["libsystemd_version"] for labels in build}
         assert versions == {HOST_LIBSYSTEMD}, f"host exporter loaded libsystemd {versions}"
