@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import itertools
 import re
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TypeVar
 
 import requests
@@ -21,8 +19,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.container import PROJECT, Container, ContainerError
 
-# The interpreter running the tests (with its pip-installed packages).
-PYTHON = sys.executable
 # Ports on 127.0.0.1 (this suite owns 19800-19899).
 EXPORTER_PORT = 19800
 NODE_EXPORTER_PORT = 19801
@@ -493,17 +489,3 @@ def exporter_service(c: Container, port: int, *extra: str, host: bool = False) -
         "--refresh.debounce=10ms", *extra,
     ], env=env)
 
-
-def exporter_runs() -> str | None:
-    """None when ``python3 -m login_exporter --once`` works in this tree, else why not."""
-    import subprocess
-
-    root = Path(__file__).resolve().parents[2]
-    try:
-        r = subprocess.run([PYTHON, "-m", "login_exporter", "--version"], cwd=root,
-                           capture_output=True, text=True, timeout=20)
-    except subprocess.TimeoutExpired:
-        return "login_exporter --version timed out"
-    if r.returncode != 0:
-        return f"login_exporter --version failed: {r.stderr.strip()[-500:]}"
-    return None
