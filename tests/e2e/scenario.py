@@ -330,7 +330,8 @@ class Scene:
 
     def fill_sessions(self, user: str, target: int, timeout: float = 120.0) -> int:
         """PAM sessions for ``user``, as pam_session() opens them but without waiting for each,
-        until logind has ``target`` sessions in all.
+        until logind has ``target`` sessions in all (on systemd 256 and newer, the user's service
+        manager's session counts too).
 
         Returns how many it has then; raises AssertionError when they are not all open within
         ``timeout``.
