@@ -79,7 +79,7 @@ def test_fill_sessions_opens_real_sessions_up_to_the_count_asked(scene: Scene) -
 
     mine = wait_until(logins, timeout=10, what="three sessions of the user")
     for sid in mine:
-        scene.stop_scope(sid)
+        scene.terminate(sid)
         scene.wait_session_gone(sid)
 
 
