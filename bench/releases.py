@@ -24,7 +24,7 @@ from collections.abc import Callable
 from bench import latency
 from login_exporter import inotify
 from tests.e2e.container import Container, rootfs
-from tests.e2e.scenario import Scene, exporter_service, scrape, wait_until
+from tests.e2e.scenario import Scene, exporter_service
 
 N = 100
 TRIALS = 30
@@ -154,16 +154,12 @@ def measure(release: str, *flags: str) -> list[str]:
         version = c.systemd_version()
         scene = Scene(c)
         user = scene.add_user("bench")
-        for _ in range(N):
-            c.run(["systemd-run", "--quiet", "-p", "PAMName=login", "-p", f"User={user}",
-                   "sleep", "3600"])
-        wait_until(lambda: len(scene.truth.sessions()) >= N or None, timeout=120,
-                   what=f"{N} sessions")
+        scene.fill_sessions(user, N)
         # The harness's 10 ms debounce replaced by the exporter's default (50 ms) unless asked.
         svc = exporter_service(c, PORT, "--refresh.resync-interval=0", "--refresh.debounce=50ms",
                                *flags)
         svc.start()
-        wait_until(lambda: scrape(PORT), timeout=20, what="the exporter")
+        svc.wait_answering(PORT)
         poller = Poller(PORT)
         appearances = Appearances(c, "/run/systemd/sessions", "/run/systemd/machines")
         time.sleep(0.5)
@@ -178,7 +174,7 @@ def measure(release: str, *flags: str) -> list[str]:
             scene.register_machine(name, "container")
             return name, MACHINES, want
 
-        lines = [f"{release}: systemd {version}, N = {len(scene.truth.sessions())} sessions, "
+        lines = [f"{release}: systemd {version}, N = {scene.truth.session_count()} sessions, "
                  f"flags: --refresh.resync-interval=0 {' '.join(flags) or '(debounce 50 ms)'}"]
         for what, make in (("new session", new_session), ("new machine", new_machine)):
             before = _counters(poller.text())

@@ -24,6 +24,7 @@ from pathlib import Path
 from bench import cfloor, exporter, inproc, latency, real, refresh, statetree
 from bench.exporter import Exporter, ExporterUnavailable
 from bench.table import Row, render, write_json
+from tests.e2e.scenario import scrape, wait_until
 
 DEBOUNCE_S = 0.05  # the exporter's default --refresh.debounce
 SCRAPE_P99_TARGET_MS = 2.0
@@ -519,7 +520,7 @@ class Run:
             cwd=exporter.REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         try:
-            real.wait_http(port, "/metrics", timeout=30)
+            wait_until(lambda: scrape(port), timeout=30, what="the reference server")
             result = latency.measure("127.0.0.1", port, "/metrics", self.plan.scrape_s)
         finally:
             proc.terminate()

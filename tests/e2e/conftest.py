@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from login_exporter.sdlogin import abi_version
 from tests.e2e.container import Container, RootfsUnavailable, rootfs
@@ -95,30 +94,15 @@ def scene(container: Container) -> Scene:
     return Scene(container)
 
 
-def _start_ready(svc: Service, port: int) -> None:
-    """Start ``svc`` and wait for its /-/ready; fail the test with its journal otherwise."""
-    svc.start()
-
-    def ready() -> bool | None:
-        if not svc.is_active():
-            raise AssertionError(f"{svc.unit} exited")
-        r = requests.get(f"http://127.0.0.1:{port}/-/ready", timeout=2)
-        return True if r.status_code == 200 else None
-
-    try:
-        wait_until(ready, timeout=20, interval=0.1, what=f"{svc.unit} /-/ready")
-    except AssertionError as e:
-        pytest.fail(f"{e}\n--- journal ---\n{svc.journal()}")
-
-
 @pytest.fixture(scope="session")
 def exporter(container: Container) -> Iterator[Service]:
     """The exporter from the working tree, started once (before any scenario) inside."""
     # No resync: every change must reach /metrics through the monitors alone.
     svc = exporter_service(container, EXPORTER_PORT, "--collector.session-info",
                            "--refresh.resync-interval=0")
+    svc.start()
     try:
-        _start_ready(svc, EXPORTER_PORT)
+        svc.wait_answering(EXPORTER_PORT)
         yield svc
     finally:
         svc.stop()
@@ -145,7 +129,7 @@ def node_exporter(container: Container) -> Iterator[Service]:
     ], cwd="/")
     svc.start()
     try:
-        wait_until(lambda: scrape(NODE_EXPORTER_PORT), timeout=15, what="node_exporter")
+        svc.wait_answering(NODE_EXPORTER_PORT, "/metrics", timeout=15)
         yield svc
     finally:
         svc.stop()
@@ -175,8 +159,9 @@ def host_exporter(container: Container) -> Iterator[int]:
     host_release_only_not(container)
     svc = exporter_service(container, HOST_EXPORTER_PORT, "--collector.session-info",
                            "--refresh.resync-interval=0", host=True)
+    svc.start()
     try:
-        _start_ready(svc, HOST_EXPORTER_PORT)
+        svc.wait_answering(HOST_EXPORTER_PORT)
         build = scrape(HOST_EXPORTER_PORT).series("logind_exporter_build_info")
         versions = {dict(labels)["libsystemd_version"] for labels in build}
         assert versions == {HOST_LIBSYSTEMD}, f"host exporter loaded libsystemd {versions}"

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import itertools
 import re
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TypeVar
 
 import requests
@@ -21,8 +19,6 @@ import requests
 from tests.e2e.container import PROJECT, Container, ContainerError
 from tests.support.exposition import Exposition as Exposition
 
-# The interpreter running the tests (with its pip-installed packages).
-PYTHON = sys.executable
 # Ports on 127.0.0.1 (this suite owns 19800-19899).
 EXPORTER_PORT = 19800
 NODE_EXPORTER_PORT = 19801
@@ -163,6 +159,12 @@ class Truth:
             ))
         return out
 
+    def session_count(self) -> int:
+        """How many sessions logind has: one ``loginctl list-sessions``, cheap enough to poll
+        with hundreds open (``sessions()`` asks about each)."""
+        out = self.c.run(["loginctl", "list-sessions", "--no-legend"]).stdout
+        return sum(1 for line in out.splitlines() if line.strip())
+
     def session(self, session_id: str) -> SessionTruth:
         for s in self.sessions():
             if s.id == session_id:
@@ -286,6 +288,24 @@ class Scene:
         self.c.run([*cmd, "sleep", "3600"])
         return self._session_by_leader_unit(unit)
 
+    def fill_sessions(self, user: str, target: int, timeout: float = 120.0) -> int:
+        """PAM sessions for ``user``, as pam_session() opens them but without waiting for each,
+        until logind has ``target`` sessions in all (on systemd 256 and newer, the user's service
+        manager's session counts too).
+
+        Returns how many it has then; raises AssertionError when they are not all open within
+        ``timeout``.
+        """
+        for _ in range(target - self.truth.session_count()):
+            self.c.run(["systemd-run", "--quiet", "--no-block", f"--unit={unique('e2e-pam-')}",
+                        "-p", "PAMName=login", "-p", f"User={user}", "sleep", "86400"])
+
+        def enough() -> int | None:
+            have = self.truth.session_count()
+            return have if have >= target else None
+
+        return wait_until(enough, timeout=timeout, interval=0.3, what=f"{target} sessions")
+
     def su_session(self, user: str) -> str:
         """A ``su -l user`` session started by root (service su-l, REMOTE_USER=root)."""
         unit = unique("e2e-su-")
@@ -395,6 +415,24 @@ class Service:
         return self.c.run(["journalctl", "--no-pager", "-o", "cat", "-n", str(lines), "-u",
                            self.unit], check=False).stdout
 
+    def wait_answering(self, port: int, path: str = "/-/ready", timeout: float = 20.0) -> str:
+        """Wait until http://127.0.0.1:port/path answers 200. Returns that answer's body.
+
+        Raises AssertionError, with the unit's journal, when the unit stops or ``timeout``
+        passes first.
+        """
+        def answer() -> str | None:
+            if not self.is_active():
+                raise AssertionError(f"{self.unit} exited")
+            r = requests.get(f"http://127.0.0.1:{port}{path}", timeout=2)
+            return r.text if r.status_code == 200 else None
+
+        try:
+            return wait_until(answer, timeout=timeout, interval=0.1,
+                              what=f"{self.unit} on 127.0.0.1:{port}{path}")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n--- journal of {self.unit} ---\n{self.journal()}") from None
+
     def stop(self) -> None:
         self.c.run(["systemctl", "stop", self.unit], check=False)
         self.c.run(["systemctl", "reset-failed", self.unit], check=False)
@@ -412,17 +450,3 @@ def exporter_service(c: Container, port: int, *extra: str, host: bool = False) -
         "--refresh.debounce=10ms", *extra,
     ], env=env)
 
-
-def exporter_runs() -> str | None:
-    """None when ``python3 -m login_exporter --once`` works in this tree, else why not."""
-    import subprocess
-
-    root = Path(__file__).resolve().parents[2]
-    try:
-        r = subprocess.run([PYTHON, "-m", "login_exporter", "--version"], cwd=root,
-                           capture_output=True, text=True, timeout=20)
-    except subprocess.TimeoutExpired:
-        return "login_exporter --version timed out"
-    if r.returncode != 0:
-        return f"login_exporter --version failed: {r.stderr.strip()[-500:]}"
-    return None

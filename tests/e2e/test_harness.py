@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.container import Container, ContainerError, _is_mounted
-from tests.e2e.scenario import Scene
+from tests.e2e.scenario import Scene, Service, unique, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -63,3 +64,34 @@ def test_pam_sessions_have_the_attributes_asked_for(scene: Scene) -> None:
     for sid in (graphical, greet, su, remote):
         scene.terminate(sid)
         scene.wait_session_gone(sid)
+
+
+def test_fill_sessions_opens_real_sessions_up_to_the_count_asked(scene: Scene) -> None:
+    user = scene.add_user("f")
+    target = scene.truth.session_count() + 3
+    assert scene.fill_sessions(user, target) >= target
+    # systemd 256 and newer also open a session (class manager) for the user's service manager,
+    # so the count may be reached before the third login is: wait for all three.
+    def logins() -> list[str] | None:
+        ids = [s.id for s in scene.truth.sessions()
+               if s.user == user and not s.session_class.startswith("manager")]
+        return ids if len(ids) == 3 else None
+
+    mine = wait_until(logins, timeout=10, what="three sessions of the user")
+    for sid in mine:
+        scene.terminate(sid)
+        scene.wait_session_gone(sid)
+
+
+def test_wait_answering_fails_at_once_with_the_journal_when_the_unit_exits(
+    container: Container,
+) -> None:
+    svc = Service(container, unique("e2e-gone-"), ["sh", "-c", "echo going-away; exit 3"])
+    svc.start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(AssertionError, match=r"(?s)exited.*going-away"):
+            svc.wait_answering(19809, timeout=15)
+        assert time.monotonic() - started < 5  # not the whole timeout
+    finally:
+        svc.stop()
