@@ -219,9 +219,10 @@ class LogindCollector(Collector):
             " session (libsystemd older than 254 has no sd_session_get_start_time)"
         )
 
-    def update(self, snapshot: Snapshot, totals: Totals) -> None:
-        """Compute the families for ``snapshot`` (called by the agent after each refresh)."""
-        self._families = list(self._build(snapshot, totals))
+    def update(self, snapshot: Snapshot, totals: Totals, extra: Iterable[Metric] = ()) -> None:
+        """Compute the families for ``snapshot`` (called by the agent after each refresh);
+        ``extra`` families (from the bus, see presence.py) are exported after them."""
+        self._families = [*self._build(snapshot, totals), *extra]
         if self._session_info is not None:
             self._session_info_block = self._session_info.render(snapshot.sessions)
 
@@ -381,7 +382,8 @@ class LogindCollector(Collector):
         yield _counter(
             "logind_exporter_errors",
             "Failures by kind: list (listing objects failed), read (a state file could not be "
-            "parsed), monitor (an sd-login monitor was lost).",
+            "parsed), monitor (an sd-login monitor was lost), dbus (the system bus connection "
+            "failed or was lost).",
             ["kind"],
             {(k,): float(totals.errors[k]) for k in sorted({*ERROR_KINDS, *totals.errors})},
         )
