@@ -5,10 +5,11 @@ name), GetNameOwner. While logind owns its name: GetAll on the Manager, ListSeat
 ListSessions with GetAll on each, ListInhibitors. After that only signals change the view:
 PropertiesChanged (hints, inhibited modes), SessionNew/Removed (a new session's properties
 are read when it appears), SeatNew/Removed, PrepareForShutdown/Sleep, NameOwnerChanged.
-Two things logind changes without a signal are read again when something else says so:
-ScheduledShutdown (when /run/systemd/shutdown changes, see dirwatch) and the inhibitor list
-(when BlockInhibited / DelayInhibited / BlockWeakInhibited change, which logind announces on
-every lock taken or released). What has no trigger at all (LidClosed, Docked,
+What logind changes without a signal is read again when something else says so (seen on
+systemd 252): ScheduledShutdown when /run/systemd/shutdown changes (see dirwatch); the
+inhibitor list when BlockInhibited / DelayInhibited / BlockWeakInhibited change, which logind
+announces on every lock taken or released; the Manager's and the seats' IdleHint, computed
+over their sessions, when a session appears or goes. What has no trigger at all (LidClosed, Docked,
 OnExternalPower, a tty session's idle hint derived from its terminal's access time) is read
 again on every Manager read and on :meth:`LogindBus.resync`.
 
@@ -397,11 +398,18 @@ class LogindBus:
             self._on_properties_changed(path, body)
         elif path != MANAGER_PATH or interface != MANAGER:
             return
-        elif member == "SessionNew":
-            self._read_object(str(body[1]), SESSION, self._sessions)
-        elif member == "SessionRemoved":
-            self._sessions.pop(str(body[1]), None)
-            self.changed = True
+        elif member in ("SessionNew", "SessionRemoved"):
+            if member == "SessionNew":
+                self._read_object(str(body[1]), SESSION, self._sessions)
+            else:
+                self._sessions.pop(str(body[1]), None)
+                self.changed = True
+            # The Manager's and the seats' idle hints are computed over their sessions: one
+            # more or one fewer changes them, and logind announces no change of them then.
+            self._request(("GetAll", MANAGER_PATH), _get_all(MANAGER_PATH, MANAGER),
+                          self._on_manager)
+            for seat in list(self._seats):
+                self._read_object(seat, SEAT, self._seats)
         elif member == "SeatNew":
             self._read_object(str(body[1]), SEAT, self._seats)
         elif member == "SeatRemoved":
