@@ -31,7 +31,8 @@ def flood_message(serial: int) -> bytes:
     header.fields[HeaderFields.member] = "PropertiesChanged"
     header.fields[HeaderFields.signature] = "sa{sv}as"
     header.fields[HeaderFields.sender] = ":1.1"
-    body: tuple[object, ...] = ("org.freedesktop.login1.Session", {"IdleHint": ("b", serial % 2 == 0)}, [])
+    idle = {"IdleHint": ("b", serial % 2 == 0)}
+    body: tuple[object, ...] = ("org.freedesktop.login1.Session", idle, [])
     return bytes(Message(header, body).serialise(serial=serial))
 
 
