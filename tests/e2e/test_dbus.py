@@ -8,6 +8,7 @@ restart or stop logind and the bus come last and leave both running.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 
@@ -26,6 +27,8 @@ from tests.e2e.scenario import (
     unique,
     wait_until,
 )
+from tests.grafana import support as grafana
+from tests.support.prometheus import JOB, Prometheus
 
 pytestmark = pytest.mark.e2e
 
@@ -140,6 +143,47 @@ def test_shutdown_scheduled_and_cancelled(container: Container, truth: BusTruth,
         done = step(container, "shutdown", "-c")
     exp = assert_bus_agrees(truth, EXPORTER_PORT, since=done)
     assert exp.value("logind_scheduled_shutdown_timestamp_seconds", type="poweroff") == 0
+
+
+def test_presence_dashboard_row_queries_return_data_on_real_prometheus(
+    container: Container, desk: tuple[str, str], inhibitors: list[str], prometheus: Prometheus
+) -> None:
+    user, path = desk
+    as_user(container, user, path, "SetIdleHint", True)
+    unit = unique("e2e-inhibit-")
+    inhibitors.append(unit)
+    container.run(["systemd-run", "--quiet", f"--unit={unit}", "systemd-inhibit",
+                   "--what=sleep:shutdown", "--mode=block", "sleep", "600"])
+    container.run(["shutdown", "-r", "+90"])
+    try:
+        sel = f'{{job="{JOB}"}}'
+        prometheus.wait(lambda: prometheus.total(f"logind_inhibitor_since_seconds{sel}") > 0
+                        and prometheus.total(
+                            f"logind_scheduled_shutdown_timestamp_seconds{sel}") > 0,
+                        20, "a lock and a scheduled shutdown in Prometheus")
+        dashboard = grafana.load()
+        rows = grafana.targets_by_row(dashboard)
+        targets = rows[grafana.PRESENCE_ROW]
+        assert len(targets) >= 8
+        variables = {"job": JOB, "instance": f"127.0.0.1:{EXPORTER_PORT}", "__rate_interval": "1m",
+                     "__interval": "1m", "__range": "5m"}
+        failures = []
+        for target in targets:
+            expr = grafana.substitute(target.expr, variables)
+            now = time.time()
+            if target.instant:
+                data = prometheus.api("query", query=expr, time=f"{now:.3f}")
+            else:
+                data = prometheus.api("query_range", query=expr, start=f"{now - 30:.3f}",
+                                      end=f"{now:.3f}", step="1")
+            values = [float(v[1]) for r in data["result"]
+                      for v in (r["values"] if "values" in r else [r["value"]])]
+            if not any(math.isfinite(v) for v in values):
+                failures.append(f"{target} -> {data['result']}")
+        assert not failures, "\n".join(failures)
+    finally:
+        container.run(["shutdown", "-c"], check=False)
+        as_user(container, user, path, "SetIdleHint", False)
 
 
 def _logind_answers(container: Container) -> bool | None:
