@@ -21,6 +21,7 @@ from prometheus_client.core import Metric
 
 from login_exporter.bus import LogindBus
 from login_exporter.collector import LogindCollector, Publisher, Totals
+from login_exporter.liveness import Liveness
 from login_exporter.presence import PresenceFamilies
 from login_exporter.state import EMPTY, Changes, RefreshCancelled, Refresher, Snapshot, difference
 from login_exporter.watch import Watcher
@@ -30,6 +31,7 @@ log = logging.getLogger("login_exporter.agent")
 RETRY_FIRST = 0.1
 LOGIND_CATEGORIES = ("session", "seat", "uid")
 RETRY_MAX = 5.0
+LIVENESS = "liveness"  # selector data of the liveness fd (monitors carry their category)
 BUS = "bus"  # selector data of the bus's fds (monitor fds carry their category)
 
 
@@ -68,6 +70,7 @@ class Agent:
         self._base: Snapshot = EMPTY  # last snapshot with logind up: what differences start from
         categories = [*LOGIND_CATEGORIES] + (["machine"] if settings.machines else [])
         self._watcher = Watcher(categories)
+        self._liveness = Liveness()
         self._selector = selectors.DefaultSelector()
         self._registered: dict[int, str] = {}
         self._stop = False
@@ -94,8 +97,7 @@ class Agent:
             self.totals.errors["list"] += 1
             log.warning("reading logind state failed: %s", exc)
             # Serve the previous view with the error counted (and become ready at start-up).
-            self._collector.update(previous, self.totals, self._bus_families())
-            self._publisher.publish(self._collector.exposition())
+            self.publish()
             return
         except RefreshCancelled:
             return  # stopping: the loop ends before anything else is read
@@ -121,8 +123,7 @@ class Agent:
             log.info("logind state %s", "readable" if snapshot.logind_up else "not readable")
         self.snapshot = snapshot
         totals.refresh_duration.observe(time.perf_counter() - started)
-        self._collector.update(snapshot, totals, self._bus_families())
-        self._publisher.publish(self._collector.exposition())
+        self.publish()
         log.debug(
             "refreshed",
             extra={
@@ -132,10 +133,24 @@ class Agent:
             },
         )
 
-    def republish(self) -> None:
-        """Publish the current snapshot again with the bus's newest view (no sd-login read)."""
-        self._collector.update(self.snapshot, self.totals, self._bus_families())
+    def publish(self) -> None:
+        """Render the current snapshot, totals, logind liveness and the bus's newest view, and
+        publish them."""
+        self._collector.update(self.snapshot, self.totals, self._liveness.status(),
+                               self._bus_families())
         self._publisher.publish(self._collector.exposition())
+
+    def _observe_liveness(self) -> None:
+        """Read the liveness events; publish at once when logind started or stopped (no
+        debounce: it is one link, and nothing else is re-read)."""
+        before = self._liveness.status()
+        if self._liveness.drain():
+            after = self._liveness.status()
+            log.info("logind %s", "running" if after.running else
+                     "stopped" if after.running is False else "liveness unknown (files rule)")
+            if after.restarts != before.restarts:
+                log.info("logind restarted", extra={"restarts": after.restarts})
+            self.publish()
 
     def settle_bus(self, timeout: float) -> None:
         """Connect to the bus and wait up to ``timeout`` seconds for logind's answers (for
@@ -230,6 +245,9 @@ class Agent:
                         self._sync_bus()  # before a closed socket's fd number is reused
                     continue
                 self.totals.wakeups += 1
+                if category == LIVENESS:
+                    self._observe_liveness()
+                    continue
                 pending.merge(self._watcher.drain(category))
             if self._stop:
                 break
@@ -254,6 +272,7 @@ class Agent:
                 if bus is not None:
                     bus.resync()
                     self._sync_bus()
+                self._liveness.open()  # the link may be readable now (a remount, a new layout)
                 self.refresh("resync", Changes(everything=True))
                 pending = Changes()
                 last_refresh = time.monotonic()
@@ -264,15 +283,17 @@ class Agent:
                 pending = Changes()
                 last_refresh = time.monotonic()
             elif bus is not None and bus.changed and now >= last_refresh + settings.debounce:
-                self.republish()
+                self.publish()
                 last_refresh = time.monotonic()
             if watchdog_at is not None and self._watchdog is not None and now >= watchdog_at:
                 self._notify("WATCHDOG=1")
                 watchdog_at = now + self._watchdog
 
     def close(self) -> None:
-        """Release the monitors, the bus connection, the selector and the wake-up pipe."""
+        """Release the monitors, the liveness watch, the bus connection, the selector and the
+        wake-up pipe."""
         self._watcher.close()
+        self._liveness.close()
         if self._bus is not None:
             self._bus.close()
         self._selector.close()
@@ -289,10 +310,11 @@ class Agent:
                 pass
 
     def _open_monitors(self) -> bool:
-        """Open missing monitors; return whether any opened."""
+        """Open missing monitors and the liveness watch; return whether any monitor opened."""
         before = len(self._watcher.monitors)
         for category, exc in self._watcher.open_missing():
             log.debug("monitor %s unavailable: %s", category, exc)
+        self._liveness.open()
         self._sync_registrations()
         return len(self._watcher.monitors) > before
 
@@ -314,6 +336,10 @@ class Agent:
 
     def _sync_registrations(self) -> None:
         wanted = self._watcher.fds()
+        monitors = len(wanted)
+        liveness_fd = self._liveness.fileno()
+        if liveness_fd is not None:
+            wanted[liveness_fd] = LIVENESS
         if wanted == self._registered:
             return
         for fd in self._registered:
@@ -321,7 +347,7 @@ class Agent:
                 self._selector.unregister(fd)
         for fd, category in wanted.items():
             self._selector.register(fd, selectors.EVENT_READ, category)
-        if len(wanted) < len(self._registered):
+        if monitors < sum(1 for c in self._registered.values() if c != LIVENESS):
             self.totals.errors["monitor"] += 1
             log.warning("lost sd-login monitors; retrying", extra={"open": sorted(wanted.values())})
         self._registered = wanted

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import secrets
@@ -40,6 +42,31 @@ class BasicAuthenticator:
         self.bcrypt_checks = 0  # for tests and debugging; only written under a slot
         self.max_concurrent_seen = 0
         self._running = 0
+
+    def check_header(self, authorization: str | None) -> bool | None:
+        """Check an ``Authorization`` header value (None when absent) like ``check()``.
+
+        Returns False for anything but well-formed ``Basic`` credentials, True or False for
+        those, None when bcrypt is saturated.
+        """
+        if authorization is None:
+            return False
+        scheme, _, encoded = authorization.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            # http.client decodes header fields as latin-1: this gets the sent bytes back.
+            decoded = base64.b64decode(encoded.strip().encode("latin-1"), validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        user, sep, password = decoded.partition(b":")
+        if not sep:
+            return False
+        try:
+            user_name = user.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        return self.check(user_name, password)
 
     def check(self, user: str, password: bytes) -> bool | None:
         """True for valid credentials, False for invalid, None when bcrypt is saturated."""

@@ -224,6 +224,8 @@ def _run(args: argparse.Namespace, config: WebConfig) -> int:
         telemetry_path=args.telemetry_path,
         config=config,
         landing_page=landing_page(__version__, args.telemetry_path, _flags_in_force(args)),
+        # Serving nothing while looking alive helps nobody: stop, exit 1, let systemd restart.
+        on_failure=lambda exc: agent.request_stop(),
     )
     agent.install_signal_handlers()
     agent.start()
@@ -237,5 +239,8 @@ def _run(args: argparse.Namespace, config: WebConfig) -> int:
         sdlogin.notify("STOPPING=1")
         server.shutdown()
         agent.close()
+    if server.failure is not None:
+        log.error("fatal: the web server stopped accepting connections: %s", server.failure)
+        return 1
     log.info("stopped")
     return 0

@@ -29,6 +29,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.registry import Collector
 
 from login_exporter import __version__
+from login_exporter.liveness import FILES_RULE, RULE_FILES, RULE_UNIT, Status
 from login_exporter.state import Difference, Seat, Session, Snapshot
 
 _LABEL_VALUE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
@@ -219,10 +220,17 @@ class LogindCollector(Collector):
             " session (libsystemd older than 254 has no sd_session_get_start_time)"
         )
 
-    def update(self, snapshot: Snapshot, totals: Totals, extra: Iterable[Metric] = ()) -> None:
-        """Compute the families for ``snapshot`` (called by the agent after each refresh);
-        ``extra`` families (from the bus, see presence.py) are exported after them."""
-        self._families = [*self._build(snapshot, totals), *extra]
+    def update(
+        self,
+        snapshot: Snapshot,
+        totals: Totals,
+        liveness: Status = FILES_RULE,
+        extra: Iterable[Metric] = (),
+    ) -> None:
+        """Compute the families for ``snapshot`` and logind's ``liveness`` (called by the agent
+        after each refresh and each change of liveness); ``extra`` families (from the bus, see
+        presence.py) are exported after them."""
+        self._families = [*self._build(snapshot, totals, liveness), *extra]
         if self._session_info is not None:
             self._session_info_block = self._session_info.render(snapshot.sessions)
 
@@ -234,13 +242,23 @@ class LogindCollector(Collector):
         """Return the last update() as an Exposition, logind_session_info included."""
         return Exposition(self._families, self._session_info_block)
 
-    def _build(self, snapshot: Snapshot, totals: Totals) -> Iterator[Metric]:
+    def _build(self, snapshot: Snapshot, totals: Totals, liveness: Status) -> Iterator[Metric]:
         sticky, options = self._sticky, self._options
+        up = liveness.running if liveness.rule == RULE_UNIT else snapshot.logind_up
         yield _gauge(
             "logind_up",
-            "1 when logind's state is readable (seat0 exists), 0 otherwise.",
+            "1 while systemd-logind runs (its invocation link exists; where that cannot be read: "
+            "while its state is readable, seat0 exists), 0 otherwise. "
+            "logind_exporter_liveness_rule says which rule is in force.",
             [],
-            {(): 1.0 if snapshot.logind_up else 0.0},
+            {(): 1.0 if up else 0.0},
+        )
+        yield _counter(
+            "logind_restarts",
+            "Starts of systemd-logind seen after the exporter's first view (its invocation id "
+            "changed).",
+            [],
+            {(): float(liveness.restarts)},
         )
         by_attrs: Counter[tuple[str, ...]] = Counter()
         for s in snapshot.sessions.values():
@@ -264,7 +282,7 @@ class LogindCollector(Collector):
         if options.machines:
             yield from self._machines(snapshot, totals)
         yield from self._session_counters(totals)
-        yield from self._self_metrics(snapshot, totals)
+        yield from self._self_metrics(snapshot, totals, liveness)
 
     def _seats(self, snapshot: Snapshot) -> Iterator[Metric]:
         # Count live sessions, not the seat file's SESSIONS list: systemd 252 leaves an ended
@@ -342,7 +360,9 @@ class LogindCollector(Collector):
             family.add_metric(list(key), histogram.buckets(), histogram.total)
         yield family
 
-    def _self_metrics(self, snapshot: Snapshot, totals: Totals) -> Iterator[Metric]:
+    def _self_metrics(
+        self, snapshot: Snapshot, totals: Totals, liveness: Status
+    ) -> Iterator[Metric]:
         yield _gauge(
             "logind_exporter_build_info",
             "Version of the exporter, Python and libsystemd (newest LIBSYSTEMD_ symbol version).",
@@ -354,6 +374,13 @@ class LogindCollector(Collector):
             "Snapshot recomputations by reason.",
             ["reason"],
             {(r,): float(totals.refreshes[r]) for r in REFRESH_REASONS},
+        )
+        yield _gauge(
+            "logind_exporter_liveness_rule",
+            "The rule logind_up follows: unit (systemd's invocation link of "
+            "systemd-logind.service) or files (seat0's state file exists), 1 for the one in force.",
+            ["rule"],
+            {(rule,): 1.0 if rule == liveness.rule else 0.0 for rule in (RULE_UNIT, RULE_FILES)},
         )
         yield _counter(
             "logind_exporter_monitor_wakeups",

@@ -1,51 +1,32 @@
 """One sd-login monitor per category, and the names its inotify events carry.
 
-sd_login_monitor_new(3) gives an inotify fd watching one state directory for IN_MOVED_TO |
-IN_DELETE. Reading the events (instead of only flushing) tells which session, seat, user or
-machine file was renamed into place or deleted, so a refresh can read just those. Anything
-unexpected (queue overflow, a watch removed, bytes that do not parse) asks for a full re-read:
-correctness never depends on the names.
+sdlogin.Monitor gives an inotify fd watching one state directory for IN_MOVED_TO | IN_DELETE
+(libsystemd's) and IN_CREATE (ours: systemd 262 links new files into place). Reading the events
+(instead of only flushing) tells which session, seat, user or machine file appeared, was renamed
+into place or deleted, so a refresh can read just those. Anything unexpected (queue overflow, a
+watch removed, bytes that do not parse) asks for a full re-read: correctness never depends on the
+names.
 """
 
 from __future__ import annotations
 
-import errno
-import os
-import struct
 from collections.abc import Iterable
 
 from login_exporter import sdlogin
+from login_exporter.inotify import (
+    IN_CREATE,
+    IN_DELETE,
+    IN_IGNORED,
+    IN_MOVED_TO,
+    IN_Q_OVERFLOW,
+    IN_UNMOUNT,
+    parse_events,
+    read_events,
+)
 from login_exporter.state import Changes
 
 # Monitor category -> directory under /run/systemd.
 CATEGORIES = {"session": "sessions", "seat": "seats", "uid": "users", "machine": "machines"}
-
-IN_MOVED_TO = 0x80
-IN_DELETE = 0x200
-IN_UNMOUNT = 0x2000
-IN_Q_OVERFLOW = 0x4000
-IN_IGNORED = 0x8000
-_EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then len bytes of NUL-padded name
-
-
-def parse_events(data: bytes) -> list[tuple[int, str]]:
-    """Return (mask, name) for each inotify event in ``data``.
-
-    Raises ValueError when the bytes are not a whole number of inotify events.
-    """
-    events, offset = [], 0
-    while offset < len(data):
-        if offset + _EVENT.size > len(data):
-            raise ValueError("truncated inotify event header")
-        _wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
-        offset += _EVENT.size
-        if offset + length > len(data):
-            raise ValueError("truncated inotify event name")
-        name = data[offset : offset + length].split(b"\0", 1)[0]
-        offset += length
-        events.append((mask, name.decode("utf-8", "surrogateescape")))
-    return events
-
 
 def changes_from_events(category: str, events: Iterable[tuple[int, str]]) -> tuple[Changes, bool]:
     """Return the objects named by ``events`` of one category, and whether the watch is dead
@@ -57,8 +38,8 @@ def changes_from_events(category: str, events: Iterable[tuple[int, str]]) -> tup
             changes.everything = True
         if mask & IN_Q_OVERFLOW:
             changes.everything = True
-        if not mask & (IN_MOVED_TO | IN_DELETE) or not name or name.startswith("."):
-            continue  # temporary files logind renames from, and their clean-up
+        if not mask & (IN_MOVED_TO | IN_CREATE | IN_DELETE) or not name or name[0] in ".#":
+            continue  # temporary files (".#NAME…" renamed from, "#N" linked from), clean-up
         if category == "session" and "." not in name:  # skips the sessions' *.ref FIFOs
             changes.sessions.add(name)
         elif category == "seat":
@@ -111,22 +92,14 @@ class Watcher:
         monitor = self.monitors.get(category)
         if monitor is None:
             return Changes(everything=True)
-        data = bytearray()
         try:
-            fd = monitor.fileno()
-            while True:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    break
-                data += chunk
-        except BlockingIOError:
-            pass
-        except OSError as exc:
-            if exc.errno != errno.EAGAIN:
-                self.close(category)
-                return Changes(everything=True)
+            data = read_events(monitor.fileno())
+        except OSError:
+            self.close(category)
+            return Changes(everything=True)
         try:
-            changes, dead = changes_from_events(category, parse_events(bytes(data)))
+            events = parse_events(data)
+            changes, dead = changes_from_events(category, ((m, n) for _, m, n in events))
         except ValueError:
             changes, dead = Changes(everything=True), False
         # No sd_login_monitor_flush() here: reading until EAGAIN already emptied the fd, and a

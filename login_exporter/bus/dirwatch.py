@@ -10,21 +10,17 @@ The directory may not exist yet: then /run/systemd is watched for it to appear.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import os
 
-from login_exporter.watch import IN_DELETE, IN_MOVED_TO, parse_events
+from login_exporter import inotify
 
 IN_CLOSE_WRITE = 0x8
-IN_CREATE = 0x100
-IN_DELETE_SELF = 0x400
-IN_MOVE_SELF = 0x800
-IN_NONBLOCK = os.O_NONBLOCK
-IN_CLOEXEC = os.O_CLOEXEC
+_DIRECTORY_EVENTS = (
+    inotify.IN_MOVED_TO | inotify.IN_DELETE | IN_CLOSE_WRITE | inotify.IN_CREATE
+    | inotify.IN_DELETE_SELF | inotify.IN_MOVE_SELF
+)
 SHUTDOWN_DIR = "/run/systemd/shutdown"
-
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 class DirectoryWatch:
@@ -33,24 +29,20 @@ class DirectoryWatch:
 
     def __init__(self, directory: str = SHUTDOWN_DIR) -> None:
         self.directory = directory
-        fd = _libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
-        if fd < 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"inotify_init1: {os.strerror(err)}")
-        self._fd: int = fd
+        self._fd = inotify.init()
         self.watching_directory = False
         self._watch()
 
-    def _add(self, path: str, mask: int) -> bool:
-        wd = _libc.inotify_add_watch(self._fd, os.fsencode(path), mask)
-        return bool(wd >= 0)
-
     def _watch(self) -> None:
-        mask = IN_MOVED_TO | IN_DELETE | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE_SELF | IN_MOVE_SELF
-        self.watching_directory = self._add(self.directory, mask)
-        if not self.watching_directory:
+        try:
+            inotify.add_watch(self._fd, self.directory, _DIRECTORY_EVENTS)
+            self.watching_directory = True
+        except OSError:
+            self.watching_directory = False
             # Not there yet: watch the parent for it to be created (or renamed) into place.
-            self._add(os.path.dirname(self.directory), IN_CREATE | IN_MOVED_TO)
+            with contextlib.suppress(OSError):
+                inotify.add_watch(self._fd, os.path.dirname(self.directory),
+                                  inotify.IN_CREATE | inotify.IN_MOVED_TO | inotify.IN_ONLYDIR)
 
     def fileno(self) -> int:
         """The inotify fd to register for reading."""
@@ -61,24 +53,20 @@ class DirectoryWatch:
 
         Re-arms the watch on the directory when it (re)appeared.
         """
-        data = bytearray()
-        with contextlib.suppress(BlockingIOError):
-            while chunk := os.read(self._fd, 65536):
-                data += chunk
         try:
-            events = parse_events(bytes(data))
-        except ValueError:
+            events = inotify.parse_events(inotify.read_events(self._fd))
+        except (OSError, ValueError):
             return True
         base = os.path.basename(self.directory)
         relevant = False
-        for mask, name in events:
+        for _wd, mask, name in events:
             if not self.watching_directory:
                 if name == base:
                     self._watch()
                     relevant = True
             elif not name.startswith("."):  # the temporary files logind renames from
                 relevant = True
-            if mask & (IN_DELETE_SELF | IN_MOVE_SELF):
+            if mask & (inotify.IN_DELETE_SELF | inotify.IN_MOVE_SELF):
                 self._watch()
         return relevant
 

@@ -19,6 +19,7 @@ import time
 from types import TracebackType
 from typing import Any, NoReturn
 
+from login_exporter import inotify
 from login_exporter.sdlogin import _ffi
 from login_exporter.sdlogin._ffi import ffi
 
@@ -247,10 +248,33 @@ def uids() -> list[int]:
     return _take_array(out[0], result)
 
 
+# Monitor category -> the directory sd_login_monitor_new() watches (None: all four).
+MONITOR_DIRECTORIES = {
+    "session": "/run/systemd/sessions",
+    "seat": "/run/systemd/seats",
+    "uid": "/run/systemd/users",
+    "machine": "/run/systemd/machines",
+}
+
+
+def _watch_created_names(fd: int, category: str | None) -> None:
+    """Extend the monitor's inotify watches to IN_CREATE.
+
+    libsystemd watches IN_MOVED_TO|IN_DELETE only, which misses a state file that systemd 262
+    creates by linking an O_TMPFILE into place (no rename). IN_MASK_ADD keeps libsystemd's own
+    bits on the same watch. Raises OSError (ENOENT when a directory vanished meanwhile).
+    """
+    paths = MONITOR_DIRECTORIES.values() if category is None else [MONITOR_DIRECTORIES[category]]
+    for path in paths:
+        inotify.add_watch(fd, path, inotify.IN_CREATE | inotify.IN_MASK_ADD | inotify.IN_ONLYDIR)
+
+
 class Monitor:
     """A login-state monitor: an fd to poll that wakes when sessions, seats, users or machines
     change (sd_login_monitor_new). ``category`` is "session", "seat", "uid", "machine" or None
-    (all four).
+    (all four). Unlike libsystemd's own monitor it also wakes when a new file is linked into place
+    without a rename (systemd 262 and newer), and so also for the temporary files that older
+    releases create before renaming them.
 
     Raises InvalidArgumentError (a ValueError) for an unknown category, OSError for any other
     failure (e.g. ENOENT when /run/systemd's directories are missing). Methods of a closed monitor
@@ -270,6 +294,11 @@ class Monitor:
         if result < 0:
             _fail(result, "sd_login_monitor_new", category)
         self._monitor = out[0]
+        try:
+            _watch_created_names(self.fileno(), category)
+        except OSError:
+            self.close()
+            raise
 
     def _live(self) -> Any:
         if self._monitor is None:

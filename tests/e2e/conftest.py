@@ -7,6 +7,7 @@ None of these tests may use the ``logind`` fixture: the container has its own /r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -15,9 +16,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.container import Container
+from login_exporter.sdlogin import abi_version
+from tests.e2e.container import Container, RootfsUnavailable, rootfs
 from tests.e2e.scenario import (
     EXPORTER_PORT,
+    HOST_EXPORTER_PORT,
     NODE_EXPORTER_PORT,
     PROMETHEUS_PORT,
     Scene,
@@ -36,17 +39,55 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
-@pytest.fixture(scope="session")
-def container() -> Iterator[Container]:
-    """This machine's own systemd, booted once for the whole e2e run; always torn down."""
+# The releases every e2e test runs on: this machine's own systemd (an overlay of /), Debian 13
+# and Debian unstable (cached root filesystems from .ci/rootfs). LOGIN_EXPORTER_E2E_RELEASES
+# narrows the list for a quick local run (e.g. "host").
+HOST_LIBSYSTEMD = abi_version()  # this machine's libsystemd ("252" on Debian 12)
+RELEASES = tuple(os.environ.get("LOGIN_EXPORTER_E2E_RELEASES", "host trixie sid").split())
+
+
+def pytest_report_header() -> str:
+    return f"e2e releases: {', '.join(RELEASES)}"
+
+
+@pytest.fixture(scope="session", params=RELEASES)
+def container(request: pytest.FixtureRequest) -> Iterator[Container]:
+    """A booted systemd of one release, once per release for the whole run; always torn down.
+
+    A release whose root filesystem cannot be bootstrapped (mirror down) is skipped with the
+    reason; anything else that goes wrong fails.
+    """
     if os.geteuid() != 0:
         pytest.fail("the e2e suite needs root (systemd-nspawn, mount)")
-    c = Container()
+    release = request.param
+    try:
+        lower = None if release == "host" else rootfs(release)
+    except RootfsUnavailable as e:
+        pytest.skip(str(e))
+    c = Container(lower=lower)
     c.boot()
     try:
+        c.release = release
+        line = f"e2e: booted {release}: systemd {c.systemd_version()}"
+        capture = request.config.pluginmanager.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            print(f"\n{line}", flush=True)
         yield c
     finally:
         c.close()
+
+
+def host_release_only_not(container: Container) -> None:
+    """Skip when ``container`` is this machine's own systemd (nothing newer to read)."""
+    if container.lower is None:
+        pytest.skip("this machine's exporter against its own systemd is the in-container run")
+
+
+def host_release_only(container: Container, what: str) -> None:
+    """Skip, naming ``what``, unless ``container`` is this machine's own systemd (whose
+    binaries, such as node_exporter, are the ones inside)."""
+    if container.lower is not None:
+        pytest.skip(f"{what} runs against this machine's own systemd only")
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +98,9 @@ def scene(container: Container) -> Scene:
 @pytest.fixture(scope="session")
 def exporter(container: Container) -> Iterator[Service]:
     """The exporter from the working tree, started once (before any scenario) inside."""
-    svc = exporter_service(container, EXPORTER_PORT, "--collector.session-info")
+    # No resync: every change must reach /metrics through the monitors alone.
+    svc = exporter_service(container, EXPORTER_PORT, "--collector.session-info",
+                           "--refresh.resync-interval=0")
     svc.start()
     try:
         def ready() -> bool | None:
@@ -86,6 +129,7 @@ def metrics(exporter: Service) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def node_exporter(container: Container) -> Iterator[Service]:
     """Debian's prometheus-node-exporter with only the logind collector, inside."""
+    host_release_only(container, "the comparison with node_exporter")
     binary = shutil.which("prometheus-node-exporter")
     if binary is None:
         pytest.fail("prometheus-node-exporter missing: apt-get install prometheus-node-exporter")
@@ -102,8 +146,9 @@ def node_exporter(container: Container) -> Iterator[Service]:
 
 
 @pytest.fixture(scope="session")
-def prometheus(exporter: Service) -> Iterator[Prometheus]:
+def prometheus(container: Container, exporter: Service) -> Iterator[Prometheus]:
     """Prometheus on the host; yields once the exporter's first sample is queryable."""
+    host_release_only(container, "the Prometheus pipeline")
     # The second job carries the target labels deploy/prometheus alerts select hosts by.
     prom = Prometheus(PROMETHEUS_PORT, [f"127.0.0.1:{EXPORTER_PORT}"],
                       labelled={"kiosk": "true", "remote_logins": "forbidden"})
@@ -115,3 +160,28 @@ def prometheus(exporter: Service) -> Iterator[Prometheus]:
         yield prom
     finally:
         prom.stop()
+
+
+@pytest.fixture(scope="session")
+def host_exporter(container: Container) -> Iterator[int]:
+    """This machine's exporter (its Python, its libsystemd 252: the container image's) reading a
+    newer release's /run/systemd, as a DaemonSet on a newer host does; yields its port."""
+    host_release_only_not(container)
+    svc = exporter_service(container, HOST_EXPORTER_PORT, "--collector.session-info",
+                           "--refresh.resync-interval=0",
+                           host=True)
+    svc.start()
+    try:
+        def ready() -> bool | None:
+            if not svc.is_active():
+                raise AssertionError(f"host exporter exited:\n{svc.journal()}")
+            r = requests.get(f"http://127.0.0.1:{HOST_EXPORTER_PORT}/-/ready", timeout=2)
+            return True if r.status_code == 200 else None
+
+        wait_until(ready, timeout=20, interval=0.1, what="host exporter /-/ready")
+        build = scrape(HOST_EXPORTER_PORT).series("logind_exporter_build_info")
+        versions = {dict(labels)["libsystemd_version"] for labels in build}
+        assert versions == {HOST_LIBSYSTEMD}, f"host exporter loaded libsystemd {versions}"
+        yield HOST_EXPORTER_PORT
+    finally:
+        svc.stop()

@@ -1,8 +1,10 @@
-"""Boot this machine's own systemd in systemd-nspawn on an overlay of / and drive it from tests.
+"""Boot a systemd in systemd-nspawn on an overlay and drive it from tests.
 
-The container has its own /run (so its own logind, machined and D-Bus) and shares the host's
-network, so a server started inside on 127.0.0.1 is reachable from the test process.
-See shared/notes/real-logind.md section 2.
+Two kinds of root: this machine's own / (its systemd, 252 on Debian 12), or a cached Debian root
+filesystem built by ``.ci/rootfs RELEASE`` (trixie: 257, sid: the newest). The overlay keeps
+either unchanged. The container has its own /run (so its own logind, machined and D-Bus) and
+shares the host's network, so a server started inside on 127.0.0.1 is reachable from the test
+process.
 
 Teardown always runs (``close()`` is idempotent and called from a ``finally``): SIGTERM to
 systemd-nspawn, wait, SIGKILL, unmount the overlay, remove the directories. Nothing is left
@@ -13,9 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -59,6 +63,22 @@ class ContainerError(RuntimeError):
     """The container did not boot, or a command inside it failed."""
 
 
+class RootfsUnavailable(ContainerError):
+    """A release's root filesystem could not be bootstrapped (mirror unreachable)."""
+
+
+def rootfs(release: str) -> Path:
+    """Return the cached root filesystem of a Debian ``release``, building it on first use.
+
+    Raises RootfsUnavailable (with debootstrap's last lines) when it cannot be built.
+    """
+    r = subprocess.run(["bash", str(REPO_ROOT / ".ci" / "rootfs"), release],
+                       capture_output=True, text=True, timeout=1800)
+    if r.returncode != 0:
+        raise RootfsUnavailable(f"cannot bootstrap Debian {release}: {r.stderr.strip()}")
+    return Path(r.stdout.strip().splitlines()[-1])
+
+
 def _children(pid: int) -> list[int]:
     kids: list[int] = []
     with contextlib.suppress(OSError):
@@ -76,14 +96,31 @@ def _is_mounted(path: Path) -> bool:
 
 
 class Container:
-    """One booted systemd in systemd-nspawn on an overlay of /.
+    """One booted systemd in systemd-nspawn on an overlay of ``lower`` (default: this machine's
+    own /).
 
     Use as a context manager, or call ``boot()`` then ``close()`` (in a ``finally``).
+    ``python`` is the interpreter to run the exporter with inside: the test's own one on an
+    overlay of / (it is there, with its packages), Debian's python3 in a cached root filesystem
+    (which has the exporter's dependencies as Debian packages).
     """
 
-    def __init__(self, *, project: Path = REPO_ROOT, boot_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        *,
+        lower: Path | None = None,
+        project: Path = REPO_ROOT,
+        boot_timeout: float = 60.0,
+    ) -> None:
+        self.lower = lower
         self.project = project
         self.boot_timeout = boot_timeout
+        self.python = sys.executable if lower is None else "/usr/bin/python3"
+        # In a root filesystem: this machine's Python (with its packages) and libsystemd, bound
+        # read-only, so that this machine's exporter can also run against the release inside.
+        self.host_python = sys.executable
+        self.host_libsystemd = "/opt/host-libsystemd"
+        self.release = "host" if lower is None else lower.name.split("-")[0]
         self.base: Path | None = None
         self.nspawn: subprocess.Popen[bytes] | None = None
         self.init_pid = 0
@@ -130,7 +167,8 @@ class Container:
         subprocess.run(
             [
                 "mount", "-t", "overlay", "overlay", "-o",
-                f"lowerdir=/,upperdir={self.base / 'upper'},workdir={self.base / 'work'}",
+                f"lowerdir={self.lower or '/'},upperdir={self.base / 'upper'},"
+                f"workdir={self.base / 'work'}",
                 str(self.merged),
             ],
             check=True,
@@ -147,16 +185,47 @@ class Container:
                 "-b",
                 "--console=passive",
                 f"--bind-ro={self.project}:{PROJECT}",
+                *self._host_binds(),
                 "--machine=login-exporter-e2e",
             ],
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=self._log_file,
             start_new_session=True,
+            # systemd 258 and newer refuse this machine's hybrid cgroup hierarchy; a unified one
+            # boots every release (notes/newer-systemd.md §1).
+            env={**os.environ, "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1"} if self.lower else None,
         )
         deadline = time.monotonic() + self.boot_timeout
         self.init_pid = self._wait_for_init(deadline)
         self._wait_for_systemd(deadline)
+
+    def _host_binds(self) -> list[str]:
+        if self.lower is None:
+            return []  # an overlay of / has all of it already
+        from login_exporter.sdlogin import _ffi
+
+        _ffi.load()
+        library = _ffi.library_path()
+        if library is None:
+            raise ContainerError("cannot tell where this machine's libsystemd was loaded from")
+        prefixes = {sys.prefix, sys.base_prefix}
+        # Its libraries too (libcap, libgcrypt, ...): newer releases do not install them all.
+        ldd = subprocess.run(["ldd", library], capture_output=True, text=True, check=True)
+        libraries = {"libsystemd.so.0": library}
+        for line in ldd.stdout.splitlines():
+            name, arrow, path = line.strip().partition(" => ")
+            if arrow and not name.startswith(("libc.so", "ld-linux")):
+                libraries[name] = path.split(" (")[0]
+        return [*(f"--bind-ro={p}" for p in sorted(prefixes)),
+                *(f"--bind-ro={path}:{self.host_libsystemd}/{name}"
+                  for name, path in sorted(libraries.items()))]
+
+    def systemd_version(self) -> str:
+        """The booted systemd's version as ``systemctl --version`` prints it (e.g. "257.13")."""
+        first = self.run(["systemctl", "--version"]).stdout.splitlines()[0]
+        match = re.search(r"\(([^)]+)\)", first)
+        return match.group(1).split("-")[0] if match else first.split()[1]
 
     def _mask_units(self) -> None:
         etc = self.merged / "etc/systemd/system"
@@ -276,9 +345,9 @@ class Container:
 
 
 @contextlib.contextmanager
-def booted(**kwargs: float) -> Iterator[Container]:
+def booted(lower: Path | None = None, boot_timeout: float = 60.0) -> Iterator[Container]:
     """A booted container, torn down on exit whatever happens."""
-    c = Container(boot_timeout=kwargs.get("boot_timeout", 60.0))
+    c = Container(lower=lower, boot_timeout=boot_timeout)
     c.boot()
     try:
         yield c

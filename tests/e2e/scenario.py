@@ -21,14 +21,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.container import PROJECT, Container, ContainerError
 
-# The interpreter running the tests (with its pip-installed packages) is visible inside the
-# container at the same path, because the container is an overlay of /.
+# The interpreter running the tests (with its pip-installed packages).
 PYTHON = sys.executable
 # Ports on 127.0.0.1 (this suite owns 19800-19899).
 EXPORTER_PORT = 19800
 NODE_EXPORTER_PORT = 19801
 PROMETHEUS_PORT = 19802
 SPARE_EXPORTER_PORT = 19803
+HOST_EXPORTER_PORT = 19804  # this machine's exporter reading a newer release's /run/systemd
 
 LABEL_VALUE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 USER_STATES = ("offline", "lingering", "online", "active", "closing")
@@ -345,7 +345,7 @@ class Scene:
     def remote_session(self, user: str, rhost: str = "203.0.113.9") -> str:
         """A session with PAM_RHOST set to a non-local host, held open by pam_session.py."""
         unit = unique("e2e-remote-")
-        self.c.run(["systemd-run", "--quiet", f"--unit={unit}", PYTHON,
+        self.c.run(["systemd-run", "--quiet", f"--unit={unit}", self.c.python,
                     f"{PROJECT}/tests/e2e/pam_session.py", user, rhost])
         return self._session_by_leader_unit(unit)
 
@@ -416,13 +416,16 @@ class Scene:
 class Service:
     """A long-running program inside the container, run by its PID 1 as a transient unit."""
 
-    def __init__(self, c: Container, unit: str, argv: list[str], *, cwd: str = PROJECT) -> None:
+    def __init__(self, c: Container, unit: str, argv: list[str], *, cwd: str = PROJECT,
+                 env: Mapping[str, str] | None = None) -> None:
         self.c, self.unit, self.argv, self.cwd = c, unit, argv, cwd
+        self.env = dict(env or {})
 
     def start(self) -> None:
+        env = [a for k, v in self.env.items() for a in ("-E", f"{k}={v}")]
         self.c.run(["systemd-run", "--quiet", f"--unit={self.unit}", "-p",
                     f"WorkingDirectory={self.cwd}", "-E", "PYTHONUNBUFFERED=1",
-                    "-E", "PYTHONDONTWRITEBYTECODE=1", *self.argv])
+                    "-E", "PYTHONDONTWRITEBYTECODE=1", *env, *self.argv])
 
     def is_active(self) -> bool:
         r = self.c.run(["systemctl", "is-active", self.unit], check=False)
@@ -437,12 +440,17 @@ class Service:
         self.c.run(["systemctl", "reset-failed", self.unit], check=False)
 
 
-def exporter_service(c: Container, port: int, *extra: str) -> Service:
-    """The exporter from the working tree (bound read-only at /project), in the container."""
+def exporter_service(c: Container, port: int, *extra: str, host: bool = False) -> Service:
+    """The exporter from the working tree (bound read-only at /project), in the container; with
+    ``host``, run by this machine's Python with this machine's libsystemd (a root filesystem's
+    container has both bound in)."""
+    python, env = c.python, {}
+    if host and c.lower is not None:
+        python, env = c.host_python, {"LD_LIBRARY_PATH": c.host_libsystemd}
     return Service(c, unique("e2e-login-exporter-"), [
-        PYTHON, "-m", "login_exporter", f"--web.listen-address=127.0.0.1:{port}",
+        python, "-m", "login_exporter", f"--web.listen-address=127.0.0.1:{port}",
         "--refresh.debounce=10ms", *extra,
-    ])
+    ], env=env)
 
 
 def exporter_runs() -> str | None:

@@ -298,19 +298,24 @@ def test_machine_start_and_stop(real_252: LogindState) -> None:
 
 
 def test_resync_catches_a_write_no_monitor_saw(real_252: LogindState) -> None:
+    real_252.session("150", uid=1020, type="web", klass="user-light", state="online")
     with running_exporter("--refresh.resync-interval=1s") as exporter:
+        online = sessions_k("", "false", "web", "user-light", "online")
+        exporter.wait_for(lambda s: s.get(online) == 1, EVENT_TIMEOUT, "session 150 online")
+        # Rewritten in place: no rename, no new name, so no inotify event a monitor watches.
         real_252.session("150", uid=1020, type="web", klass="user-light", plain=True)
         new = sessions_k("", "false", "web", "user-light", "active")
         samples = exporter.wait_for(lambda s: s.get(new) == 1, 2.5, "resync to find session 150")
         assert samples[k("logind_exporter_refreshes_total", reason="resync")] >= 1
         assert samples[k("logind_exporter_refreshes_total", reason="event")] == 0
-        assert samples[by_session("logind_session_starts_total", "", "false", "web",
-                                  "user-light")] == 1  # fmt: skip
 
 
 def test_without_resync_a_plain_write_stays_unseen(real_252: LogindState) -> None:
-    """The control for the test above: events alone do not see a plain open+write."""
+    """The control for the test above: events alone do not see an in-place rewrite."""
+    real_252.session("150", uid=1020, type="web", klass="user-light", state="online")
     with running_exporter("--refresh.resync-interval=0") as exporter:
+        online = sessions_k("", "false", "web", "user-light", "online")
+        exporter.wait_for(lambda s: s.get(online) == 1, EVENT_TIMEOUT, "session 150 online")
         real_252.session("150", uid=1020, type="web", klass="user-light", plain=True)
         new = sessions_k("", "false", "web", "user-light", "active")
         deadline = time.monotonic() + 1.5
@@ -319,9 +324,9 @@ def test_without_resync_a_plain_write_stays_unseen(real_252: LogindState) -> Non
             assert new not in samples, "a plain write was seen without resync"
             time.sleep(0.05)
         assert samples[k("logind_exporter_refreshes_total", reason="resync")] == 0
-        # The next real event re-lists the directory and finds it too.
-        real_252.session("151", uid=1021, type="web", klass="user-light")
-        exporter.wait_for(lambda s: s.get(new) == 2, EVENT_TIMEOUT, "event after plain write")
+        # The next rename of that file (logind's next write of it) is seen at once.
+        real_252.session("150", uid=1020, type="web", klass="user-light")
+        exporter.wait_for(lambda s: s.get(new) == 1, EVENT_TIMEOUT, "event after plain write")
 
 
 # -- bursts ---------------------------------------------------------------------------------------
@@ -801,3 +806,43 @@ def test_unreadable_state_is_counted_served_and_recovered(real_252: LogindState)
     finally:
         status, stderr = exporter.stop()
     assert status == 0 and "Traceback" not in stderr, stderr
+
+
+# -- logind liveness: the invocation link, and the files rule where it cannot be read ------------
+
+LOGIND_UNIT = "systemd-logind.service"
+
+
+def test_logind_up_follows_the_invocation_link_while_its_files_stay(
+    real_252: LogindState,
+) -> None:
+    real_252.invocation(LOGIND_UNIT, "0f9a6c3e")
+    with running_exporter("--refresh.resync-interval=0") as exporter:
+        before = exporter.wait_for(has({k("logind_up"): 1}), EVENT_TIMEOUT, "logind up")
+        assert before[k("logind_exporter_liveness_rule", rule="unit")] == 1
+        assert before[k("logind_exporter_liveness_rule", rule="files")] == 0
+        assert before[k("logind_restarts_total")] == 0
+        sessions = family(before, "logind_sessions")
+
+        real_252.invocation(LOGIND_UNIT, None)  # stopped: its state files stay
+        during = exporter.wait_for(has({k("logind_up"): 0}), EVENT_TIMEOUT, "logind down")
+        assert family(during, "logind_sessions") == sessions  # they still exist: still served
+        assert during[k("logind_restarts_total")] == 0
+
+        real_252.invocation(LOGIND_UNIT, "77d1e2b4")  # started again: a new invocation id
+        after = exporter.wait_for(has({k("logind_up"): 1, k("logind_restarts_total"): 1}),
+                                  EVENT_TIMEOUT, "logind up again")  # fmt: skip
+        real_252.invocation(LOGIND_UNIT, "c2b81f00")  # restarted: the link replaced at once
+        exporter.wait_for(has({k("logind_up"): 1, k("logind_restarts_total"): 2}),
+                          EVENT_TIMEOUT, "the restart counted")  # fmt: skip
+        assert after[k("logind_exporter_refreshes_total", reason="event")] == 0
+
+
+def test_without_the_invocation_link_logind_up_follows_seat0(real_252: LogindState) -> None:
+    assert not (real_252.root / "units").exists()
+    with running_exporter("--refresh.resync-interval=0") as exporter:
+        samples = exporter.wait_for(has({k("logind_up"): 1}), EVENT_TIMEOUT, "logind up")
+        assert samples[k("logind_exporter_liveness_rule", rule="files")] == 1
+        assert samples[k("logind_exporter_liveness_rule", rule="unit")] == 0
+        real_252.remove("seats", "seat0")
+        exporter.wait_for(has({k("logind_up"): 0}), EVENT_TIMEOUT, "seat0 gone")

@@ -90,12 +90,31 @@ def test_null_category_monitor_wakes_for_all_four(logind: LogindState, category:
         assert not _woke(monitor, QUIET_MS)
 
 
-def test_plain_write_of_a_new_file_does_not_wake(logind: LogindState) -> None:
-    # What the resync safety net exists for: an in-place write is invisible to inotify here.
+def test_plain_rewrite_of_an_existing_file_does_not_wake(logind: LogindState) -> None:
+    # What the resync safety net exists for: an in-place rewrite is invisible to the monitor.
+    logind.session("12", uid=1000, plain=True)
     with sdlogin.Monitor("session") as monitor:
-        logind.session("12", uid=1000, plain=True)
+        logind.session("12", uid=1000, state="closing", plain=True)
         assert not _woke(monitor, QUIET_MS)
-        assert sdlogin.sessions() == ["12"]
+        assert sdlogin.session_get_state("12") == "closing"
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_monitor_wakes_for_a_new_file_linked_into_place(logind: LogindState, category: str) -> None:
+    # systemd 262 creates new state files as an O_TMPFILE linked into place: IN_CREATE, no
+    # IN_MOVED_TO. libsystemd's own monitor does not wake for that; ours must.
+    logind.link_new_files = True
+    monitors = _monitors()
+    try:
+        with sdlogin.Monitor() as every:
+            _write(logind, category)
+            assert _woke(monitors[category], WAKE_MS), category
+            assert _woke(every, WAKE_MS), category
+            for other, monitor in monitors.items():
+                if other != category:
+                    assert not _woke(monitor, QUIET_MS), (category, other)
+    finally:
+        _close(monitors)
 
 
 def test_wake_persists_until_flush(logind: LogindState) -> None:

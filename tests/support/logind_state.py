@@ -3,7 +3,9 @@
 Format: first line ``# This is private data. Do not parse.``, then KEY=VALUE lines in the order
 systemd 252 writes them (see shared/fixtures/real-252). Files are written to a temporary name and
 rename()d into place, which is what wakes an sd-login monitor (inotify IN_MOVED_TO); ``plain=True``
-writes in place instead, which wakes nothing (used to prove the resync safety net).
+writes in place instead, which wakes nothing (used to prove the resync safety net). With
+``link_new_files`` a file that does not exist yet is written as systemd 262 does: an unnamed
+O_TMPFILE linked into place (inotify IN_CREATE only, no IN_MOVED_TO).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class LogindState:
     """A writer of logind/machined state under ``root`` (normally a private /run/systemd)."""
 
     root: Path = Path("/run/systemd")
+    link_new_files: bool = False
     _counter: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
@@ -48,6 +51,18 @@ class LogindState:
         if plain:
             with open(target, "wb") as f:
                 f.write(data)
+            return target
+        if self.link_new_files and not os.path.lexists(target):
+            directory = os.open(target.parent, os.O_DIRECTORY | os.O_PATH)
+            fd = os.open(target.parent, os.O_TMPFILE | os.O_WRONLY, 0o644)
+            try:
+                os.write(fd, data)
+                # A dir_fd makes CPython call linkat(AT_SYMLINK_FOLLOW), which links the file
+                # behind /proc/self/fd/N rather than the magic link itself.
+                os.link(f"/proc/self/fd/{fd}", target.name, dst_dir_fd=directory)
+            finally:
+                os.close(fd)
+                os.close(directory)
             return target
         self._counter += 1
         tmp = self.root / category / f".#{name}.{os.getpid()}.{self._counter}"
@@ -91,6 +106,20 @@ class LogindState:
             src = source / category
             if src.is_dir():
                 shutil.copytree(src, self.root / category, symlinks=True, dirs_exist_ok=True)
+
+    def invocation(self, unit: str, invocation_id: str | None) -> None:
+        """Create or replace ``units/invocation:UNIT`` as systemd does while a unit runs (a
+        symlink to the invocation id, renamed into place), or remove it (``None``: stopped)."""
+        units = self.root / "units"
+        units.mkdir(exist_ok=True)
+        link = units / f"invocation:{unit}"
+        if invocation_id is None:
+            link.unlink(missing_ok=True)
+            return
+        self._counter += 1
+        tmp = units / f".#invocation:{unit}{self._counter}"
+        tmp.symlink_to(invocation_id)
+        os.rename(tmp, link)
 
     # -- objects -----------------------------------------------------------------------------
 

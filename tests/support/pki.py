@@ -19,6 +19,8 @@ class Pki:
     client_key: Path
     other_client_cert: Path  # same client CA, SAN: DNS:intruder.example
     other_client_key: Path
+    ip_client_cert: Path  # same client CA, SAN: IP:2001:db8::1, IP:192.0.2.7
+    ip_client_key: Path
     rogue_cert: Path  # self-signed, SAN: DNS:scraper.example
     rogue_key: Path
 
@@ -58,6 +60,7 @@ def make_pki(directory: Path) -> Pki:
     _issue(directory, "server", "ca", "DNS:localhost,IP:127.0.0.1,IP:::1", "serverAuth")
     _issue(directory, "client", "client-ca", "DNS:scraper.example", "clientAuth")
     _issue(directory, "other-client", "client-ca", "DNS:intruder.example", "clientAuth")
+    _issue(directory, "ip-client", "client-ca", "IP:2001:db8::1,IP:192.0.2.7", "clientAuth")
     _self_signed(directory, "rogue", ("-addext", "subjectAltName=DNS:scraper.example"))
     d = directory
     return Pki(
@@ -69,6 +72,8 @@ def make_pki(directory: Path) -> Pki:
         client_key=d / "client.key",
         other_client_cert=d / "other-client.pem",
         other_client_key=d / "other-client.key",
+        ip_client_cert=d / "ip-client.pem",
+        ip_client_key=d / "ip-client.key",
         rogue_cert=d / "rogue.pem",
         rogue_key=d / "rogue.key",
     )

@@ -1,16 +1,19 @@
-"""Command line: durations, defaults, and every bad flag exits 2 naming the problem."""
+"""Command line: durations, defaults, --version and --help, the exit codes of a failed start.
+
+Every bad flag and every bad web-config field (exit 2, naming it) is pinned once, in
+tests/reliability/test_bad_input.py.
+"""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from login_exporter import __version__
 from login_exporter.cli import DEFAULT_PORT, build_parser, format_duration, parse_duration
-from tests.support.exporter import ROOT, free_port
+from tests.support.exporter import ROOT
 from tests.support.logind_state import LogindState
 
 # -- parse_duration -------------------------------------------------------------------------------
@@ -96,38 +99,6 @@ def run(*args: str, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize(
-    ("flag", "value"),
-    [
-        ("--refresh.debounce", "abc"),
-        ("--refresh.debounce", "-1s"),
-        ("--refresh.debounce", ""),
-        ("--refresh.resync-interval", "5x"),
-        ("--refresh.resync-interval", "forever"),
-        ("--web.listen-address", "9844"),
-        ("--web.listen-address", "127.0.0.1:99999"),
-        ("--web.listen-address", "localhost:http"),
-        ("--web.listen-address", "::1:9844"),
-        ("--web.telemetry-path", "metrics"),
-        ("--web.telemetry-path", "/me trics"),
-        ("--log.level", "loud"),
-        ("--log.format", "xml"),
-        ("--collector.machines", "yes"),
-    ],
-)
-def test_bad_flag_value_exits_2_naming_the_flag(flag: str, value: str) -> None:
-    result = run(f"{flag}={value}", "--once")
-    assert result.returncode == 2, result.stderr
-    assert flag in result.stderr
-    assert result.stdout == ""
-
-
-def test_unknown_flag_exits_2_naming_it() -> None:
-    result = run("--collector.bogus")
-    assert result.returncode == 2
-    assert "--collector.bogus" in result.stderr
-
-
 def test_version_prints_and_exits_0() -> None:
     result = run("--version")
     assert result.returncode == 0
@@ -145,42 +116,6 @@ def test_help_lists_every_contract_flag() -> None:
         "--once", "--version",
     ):  # fmt: skip
         assert flag in result.stdout, flag
-
-
-@pytest.mark.parametrize(
-    ("content", "needle"),
-    [
-        ("tls_server_config: [unclosed\n", "YAML"),
-        ("basic_auth_users:\n  alice: not-a-hash\n", "basic_auth_users.alice"),
-        ("tls_server_confg:\n  cert_file: x.pem\n", "tls_server_confg"),
-        ("tls_server_config:\n  cert_file: x.pem\n  key_fiel: x.key\n", "key_fiel"),
-        ("tls_server_config:\n  cert_file: missing.pem\n  key_file: missing.key\n",
-         "missing.pem"),
-        ("- a list\n", "mapping"),
-    ],
-)
-def test_bad_web_config_exits_2_naming_the_problem(
-    tmp_path: Path, content: str, needle: str
-) -> None:
-    config = tmp_path / "web.yml"
-    config.write_text(content)
-    result = run(f"--web.config.file={config}", f"--web.listen-address=127.0.0.1:{free_port()}")
-    assert result.returncode == 2, result.stderr
-    assert str(config) in result.stderr
-    assert needle in result.stderr
-
-
-def test_missing_web_config_file_exits_2_naming_it(tmp_path: Path) -> None:
-    missing = tmp_path / "nope.yml"
-    result = run(f"--web.config.file={missing}", f"--web.listen-address=127.0.0.1:{free_port()}")
-    assert result.returncode == 2
-    assert str(missing) in result.stderr and "no such file" in result.stderr
-
-
-def test_systemd_socket_without_listen_fds_exits_2(logind: LogindState) -> None:
-    result = run("--web.systemd-socket")
-    assert result.returncode == 2
-    assert "--web.systemd-socket" in result.stderr
 
 
 def test_port_in_use_exits_1_naming_the_address(logind: LogindState) -> None:

@@ -10,20 +10,20 @@ import time
 
 import pytest
 
-from login_exporter.state import Changes
-from login_exporter.watch import (
+from login_exporter.inotify import (
+    IN_ATTRIB,
+    IN_CREATE,
     IN_DELETE,
     IN_IGNORED,
     IN_MOVED_TO,
     IN_Q_OVERFLOW,
     IN_UNMOUNT,
-    Watcher,
-    changes_from_events,
     parse_events,
 )
+from login_exporter.state import Changes
+from login_exporter.watch import Watcher, changes_from_events
 from tests.support.logind_state import LogindState
 
-IN_CREATE = 0x100
 IN_CLOSE_WRITE = 0x8
 
 
@@ -39,8 +39,8 @@ def event(mask: int, name: str = "", wd: int = 1, pad_to: int = 16) -> bytes:
 
 def test_parse_events_reads_mask_and_name_of_each_event() -> None:
     data = event(IN_MOVED_TO, "12") + event(IN_DELETE, "seat-kiosk1") + event(IN_Q_OVERFLOW, wd=-1)
-    assert parse_events(data) == [(IN_MOVED_TO, "12"), (IN_DELETE, "seat-kiosk1"),
-                                  (IN_Q_OVERFLOW, "")]  # fmt: skip
+    assert parse_events(data) == [(1, IN_MOVED_TO, "12"), (1, IN_DELETE, "seat-kiosk1"),
+                                  (-1, IN_Q_OVERFLOW, "")]  # fmt: skip
 
 
 def test_parse_events_of_nothing_is_empty() -> None:
@@ -49,7 +49,7 @@ def test_parse_events_of_nothing_is_empty() -> None:
 
 def test_parse_events_keeps_undecodable_names() -> None:
     data = struct.pack("iIII", 1, IN_MOVED_TO, 0, 16) + b"caf\xe9".ljust(16, b"\0")
-    ((mask, name),) = parse_events(data)
+    ((_wd, mask, name),) = parse_events(data)
     assert mask == IN_MOVED_TO and name.encode("utf-8", "surrogateescape") == b"caf\xe9"
 
 
@@ -99,8 +99,27 @@ def test_temporary_and_auxiliary_names_are_ignored(category: str, name: str) -> 
     assert not changes and not dead
 
 
-def test_events_other_than_moved_to_and_delete_name_nothing() -> None:
-    changes, dead = changes_from_events("session", [(IN_CREATE, "12"), (IN_CLOSE_WRITE, "12")])
+def test_events_other_than_moved_to_create_and_delete_name_nothing() -> None:
+    changes, dead = changes_from_events("session", [(IN_CLOSE_WRITE, "12"), (IN_ATTRIB, "12")])
+    assert not changes and not dead
+
+
+@pytest.mark.parametrize(
+    ("category", "name", "named"),
+    [("session", "c2", {"c2"}), ("machine", "vm9", {"vm9"}), ("uid", "1000", {1000}),
+     ("seat", "seat-kiosk2", {"seat-kiosk2"})],
+)  # fmt: skip
+def test_a_name_created_in_place_is_named(category: str, name: str, named: set[object]) -> None:
+    # systemd 262 links a new file into place: IN_CREATE is its only event.
+    changes, dead = changes_from_events(category, [(IN_CREATE, name), (IN_CLOSE_WRITE, name)])
+    assert not dead
+    assert (changes.sessions | changes.seats | changes.users | changes.machines) == named
+
+
+@pytest.mark.parametrize("name", [".#c2XyZ12", "#429", ".#seat0abc", "#"])
+def test_temporary_names_created_name_nothing(name: str) -> None:
+    # 252/257 create ".#NAME..." before renaming it; these wake the monitor but never refresh.
+    changes, dead = changes_from_events("session", [(IN_CREATE, name), (IN_DELETE, name)])
     assert not changes and not dead
 
 
@@ -116,6 +135,24 @@ def test_removed_watch_is_dead_and_asks_for_everything(mask: int) -> None:
 
 
 # -- Watcher over real sd-login monitors (private tmpfs) -----------------------------------------
+
+
+def test_watcher_names_files_linked_into_place(logind: LogindState) -> None:
+    logind.link_new_files = True
+    watcher = Watcher(["session", "uid", "machine"])
+    try:
+        assert watcher.open_missing() == []
+        logind.machine("vm3", klass="vm")
+        logind.session("c5", uid=1000)
+        logind.user(1000)
+        total = Changes()
+        for fd, category in watcher.fds().items():
+            assert wait_readable(fd), category
+            total.merge(watcher.drain(category))
+        assert total.machines == {"vm3"} and total.sessions == {"c5"} and total.users == {1000}
+        assert not total.everything
+    finally:
+        watcher.close()
 
 
 def wait_readable(fd: int, timeout: float = 2.0) -> bool:
@@ -149,11 +186,12 @@ def test_watcher_drains_renamed_and_deleted_names(logind: LogindState) -> None:
         watcher.close()
 
 
-def test_plain_write_wakes_no_monitor(logind: LogindState) -> None:
+def test_plain_rewrite_wakes_no_monitor(logind: LogindState) -> None:
+    logind.session("8", uid=1000, plain=True)
     watcher = Watcher(["session"])
     try:
         watcher.open_missing()
-        logind.session("8", uid=1000, plain=True)
+        logind.session("8", uid=1000, state="closing", plain=True)
         assert not select.select(list(watcher.fds()), [], [], 0.2)[0]
     finally:
         watcher.close()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 
 import bcrypt
 import pytest
+import yaml
 
 from login_exporter.webconfig import WebConfig, WebConfigError, load_web_config
 from tests.support.pki import Pki, make_pki
@@ -139,185 +141,136 @@ def test_missing_config_file(tmp_path: Path) -> None:
     assert "no such file" in load_error(tmp_path / "absent.yml")
 
 
-def test_invalid_yaml(tmp_path: Path) -> None:
-    assert "not valid YAML" in load_error(write(tmp_path, "tls_server_config: [\n"))
+def _tls(p: Pki, **fields: object) -> dict[str, object]:
+    base: dict[str, object] = {"cert_file": str(p.server_cert), "key_file": str(p.server_key)}
+    base.update(fields)
+    return {"tls_server_config": {k: v for k, v in base.items() if v is not None}}
 
 
-def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
-    assert "must be a YAML mapping, not a list" in load_error(write(tmp_path, "- a\n- b\n"))
+def _bcrypt(p: Pki) -> str:
+    return bcrypt.hashpw(b"secret", bcrypt.gensalt(4)).decode()
 
 
-def test_unknown_top_level_key(tmp_path: Path) -> None:
-    message = load_error(write(tmp_path, "tls_config: {}\n"))
-    assert "tls_config: unknown field" in message
+TLS = "tls_server_config"
+USERS = "basic_auth_users"
+HEADERS = "http_server_config.headers"
+PLAINTEXT = "plaintext-password"  # must never be echoed back
+MD5_CRYPT = "$1$salt$qJH7.N4xYta3aEG/dfqo/0"
+RequireAndVerify = "RequireAndVerifyClientCert"
+BadCase = tuple[str, Callable[[Pki, Path], object], str]
+# Every wrong field, once: (name, file content (a string is written as it is), what the error
+# must say after "web config FILE: "). The real program's exit 2 is in test_bad_input.py.
+BAD: list[BadCase] = [
+    ("unknown top-level key", lambda p, d: {"tls_config": {}}, "tls_config: unknown field"),
+    ("rate_limit", lambda p, d: {"rate_limit": {"interval": "1s"}}, "rate_limit: not supported"),
+    ("top level is a list", lambda p, d: ["a"], "must be a YAML mapping, not a list"),
+    ("top level is a string", lambda p, d: "hello", "must be a YAML mapping"),
+    ("not YAML", lambda p, d: "tls_server_config: [unclosed", "not valid YAML"),
+    ("tls section is a string", lambda p, d: {TLS: "on"}, f"{TLS}: must be a mapping"),
+    ("tls section is a list", lambda p, d: {TLS: ["a"]}, f"{TLS}: must be a mapping, not a list"),
+    ("cert_file is a number", lambda p, d: _tls(p, cert_file=5),
+     f"{TLS}.cert_file: must be a string, not a number"),
+    ("cert_file is a list", lambda p, d: _tls(p, cert_file=["a"]),
+     f"{TLS}.cert_file: must be a string, not a list"),
+    ("cert_file missing", lambda p, d: _tls(p, cert_file="/nonexistent/c.pem"),
+     f"{TLS}.cert_file: no such file: /nonexistent/c.pem"),
+    ("cert_file is a directory", lambda p, d: _tls(p, cert_file=str(d)),
+     f"{TLS}.cert_file: is a directory"),
+    ("cert_file holds a key", lambda p, d: _tls(p, cert_file=str(p.server_key)),
+     f"{TLS}.cert_file: no PEM certificate"),
+    ("cert_file unset", lambda p, d: _tls(p, cert_file=None), f"{TLS}.cert_file: missing"),
+    ("key_file unset", lambda p, d: _tls(p, key_file=None), f"{TLS}.key_file: missing"),
+    ("key_file missing", lambda p, d: _tls(p, key_file=str(d / "none.key")),
+     f"{TLS}.key_file: no such file"),
+    ("key_file of another cert", lambda p, d: _tls(p, key_file=str(p.client_key)),
+     "no private key matching cert_file"),
+    ("key_file holds a cert", lambda p, d: _tls(p, key_file=str(p.server_cert)),
+     "holds no private key matching cert_file"),
+    ("key_file is a boolean", lambda p, d: _tls(p, key_file=True),
+     f"{TLS}.key_file: must be a string, not a boolean"),
+    ("client_ca_file missing",
+     lambda p, d: _tls(p, client_ca_file=str(d / "none.pem"), client_auth_type=RequireAndVerify),
+     f"{TLS}.client_ca_file: no such file"),
+    ("client_ca_file holds a key",
+     lambda p, d: _tls(p, client_ca_file=str(p.server_key), client_auth_type=RequireAndVerify),
+     f"{TLS}.client_ca_file: no PEM certificate"),
+    ("client_ca_file with NoClientCert",
+     lambda p, d: _tls(p, client_ca_file=str(p.ca), client_auth_type="NoClientCert"),
+     f"{TLS}.client_ca_file: set, but client_auth_type is NoClientCert"),
+    ("client_ca_file is a mapping", lambda p, d: _tls(p, client_ca_file={"a": 1}),
+     f"{TLS}.client_ca_file: must be a string, not a mapping"),
+    ("client_auth_type unknown", lambda p, d: _tls(p, client_auth_type="Sometimes"),
+     f"{TLS}.client_auth_type: unknown value 'Sometimes' (one of: NoClientCert"),
+    ("client_auth_type lowercase",
+     lambda p, d: _tls(p, client_auth_type=RequireAndVerify.lower(), client_ca_file=str(p.ca)),
+     f"{TLS}.client_auth_type: unknown value"),
+    ("client_auth_type is a number", lambda p, d: _tls(p, client_auth_type=3),
+     f"{TLS}.client_auth_type: must be a string, not a number"),
+    ("verifying client_auth_type without a CA",
+     lambda p, d: _tls(p, client_auth_type=RequireAndVerify),
+     f"{TLS}.client_ca_file: required by client_auth_type {RequireAndVerify}"),
+    ("min_version unknown", lambda p, d: _tls(p, min_version="TLS14"),
+     f"{TLS}.min_version: unknown value 'TLS14'"),
+    ("min_version is a number", lambda p, d: _tls(p, min_version=1.2),
+     f"{TLS}.min_version: must be a string, not a number"),
+    ("max_version unknown", lambda p, d: _tls(p, max_version="SSL3"),
+     f"{TLS}.max_version: unknown value 'SSL3'"),
+    ("max_version below min_version",
+     lambda p, d: _tls(p, min_version="TLS13", max_version="TLS12"),
+     f"{TLS}.max_version: TLS12 is lower than min_version TLS13"),
+    ("client_allowed_sans not a list",
+     lambda p, d: _tls(p, client_allowed_sans="a", client_ca_file=str(p.ca)),
+     f"{TLS}.client_allowed_sans: must be a list of strings"),
+    ("client_allowed_sans without client certs",
+     lambda p, d: _tls(p, client_allowed_sans=["a"]),
+     f"{TLS}.client_allowed_sans: needs a client_auth_type that checks certs"),
+    ("prefer_server_cipher_suites is a string",
+     lambda p, d: _tls(p, prefer_server_cipher_suites="yes"),
+     f"{TLS}.prefer_server_cipher_suites: must be true or false"),
+    ("cipher_suites", lambda p, d: _tls(p, cipher_suites=["TLS_AES_128_GCM_SHA256"]),
+     f"{TLS}.cipher_suites: not supported"),
+    ("curve_preferences", lambda p, d: _tls(p, curve_preferences=["X25519"]),
+     f"{TLS}.curve_preferences: not supported"),
+    ("inline cert", lambda p, d: _tls(p, cert="-----BEGIN CERTIFICATE-----"),
+     f"{TLS}.cert: inline certificates are not supported"),
+    ("unknown tls key", lambda p, d: _tls(p, certfile="x"), f"{TLS}.certfile: unknown field"),
+    ("basic_auth_users is a list", lambda p, d: {USERS: ["alice"]},
+     f"{USERS}: must be a mapping, not a list"),
+    ("plain-text password", lambda p, d: {USERS: {"alice": PLAINTEXT}},
+     f"{USERS}.alice: not a bcrypt hash"),
+    ("md5-crypt hash", lambda p, d: {USERS: {"alice": MD5_CRYPT}},
+     f"{USERS}.alice: not a bcrypt hash"),
+    ("sha512-crypt hash", lambda p, d: {USERS: {"alice": "$6$salt$" + "a" * 86}},
+     f"{USERS}.alice: not a bcrypt hash"),
+    ("truncated bcrypt", lambda p, d: {USERS: {"alice": _bcrypt(p)[:-5]}},
+     f"{USERS}.alice: not a bcrypt hash"),
+    ("bcrypt cost 3", lambda p, d: {USERS: {"alice": "$2b$03$" + "a" * 53}},
+     f"{USERS}.alice: not a bcrypt hash"),
+    ("hash is a number", lambda p, d: {USERS: {"alice": 1234}},
+     f"{USERS}.alice: must be a bcrypt hash string, not a number"),
+    ("user name with a colon", lambda p, d: {USERS: {"a:b": _bcrypt(p)}},
+     f"{USERS}.a:b: a user name cannot contain ':'"),
+    ("empty user name", lambda p, d: {USERS: {"": _bcrypt(p)}},
+     f"{USERS}: user name '' must be a non-empty string"),
+    ("header that cannot be set", lambda p, d: {"http_server_config": {"headers": {"Server": "x"}}},
+     f"{HEADERS}.Server: cannot be set"),
+    ("header with a newline",
+     lambda p, d: {"http_server_config": {"headers": {"X-Frame-Options": "deny\r\nX: y"}}},
+     f"{HEADERS}.X-Frame-Options: must be a string without control characters"),
+    ("http2 is a string", lambda p, d: {"http_server_config": {"http2": "no"}},
+     "http_server_config.http2: must be true or false"),
+    ("unknown http_server_config key", lambda p, d: {"http_server_config": {"gzip": True}},
+     "http_server_config.gzip: unknown field"),
+]  # fmt: skip
 
 
-def test_unknown_tls_key(tmp_path: Path, pki: Pki) -> None:
-    message = load_error(write(tmp_path, f"tls_server_config:\n  certfile: {pki.server_cert}\n"))
-    assert "tls_server_config.certfile: unknown field" in message
-
-
-def test_unsupported_tls_key_is_refused_not_ignored(tmp_path: Path, pki: Pki) -> None:
-    message = load_error(
-        write(
-            tmp_path,
-            f"tls_server_config:\n  cert_file: {pki.server_cert}\n  key_file: {pki.server_key}\n"
-            "  cipher_suites: [TLS_AES_128_GCM_SHA256]\n",
-        )
-    )
-    assert "tls_server_config.cipher_suites: not supported" in message
-
-
-def test_tls_section_of_wrong_type(tmp_path: Path) -> None:
-    message = load_error(write(tmp_path, "tls_server_config: [a]\n"))
-    assert "tls_server_config: must be a mapping, not a list" in message
-
-
-def test_cert_file_of_wrong_type(tmp_path: Path) -> None:
-    message = load_error(write(tmp_path, "tls_server_config:\n  cert_file: 42\n"))
-    assert "tls_server_config.cert_file: must be a string, not a number" in message
-
-
-def test_cert_file_missing(tmp_path: Path, pki: Pki) -> None:
-    message = load_error(
-        write(tmp_path, f"tls_server_config:\n  cert_file: /nonexistent/c.pem\n"
-                        f"  key_file: {pki.server_key}\n")
-    )
-    assert "tls_server_config.cert_file: no such file: /nonexistent/c.pem" in message
-
-
-def test_cert_file_not_set_but_key_file_is(tmp_path: Path, pki: Pki) -> None:
-    message = load_error(write(tmp_path, f"tls_server_config:\n  key_file: {pki.server_key}\n"))
-    assert "tls_server_config.cert_file: missing" in message
-
-
-def test_key_file_not_set(tmp_path: Path, pki: Pki) -> None:
-    message = load_error(write(tmp_path, f"tls_server_config:\n  cert_file: {pki.server_cert}\n"))
-    assert "tls_server_config.key_file: missing" in message
-
-
-def test_cert_file_unreadable(tmp_path: Path, pki: Pki) -> None:
-    message = load_error(
-        write(tmp_path, f"tls_server_config:\n  cert_file: {tmp_path}\n"
-                        f"  key_file: {pki.server_key}\n")
-    )
-    assert "tls_server_config.cert_file: is a directory" in message
-
-
-def test_cert_file_without_a_certificate(tmp_path: Path, pki: Pki) -> None:
-    message = load_error(
-        write(
-            tmp_path,
-            f"tls_server_config:\n  cert_file: {pki.server_key}\n  key_file: {pki.server_key}\n",
-        )
-    )
-    assert "tls_server_config.cert_file: no PEM certificate" in message
-
-
-def test_key_file_missing(tmp_path: Path, pki: Pki) -> None:
-    message = load_error(
-        write(tmp_path, f"tls_server_config:\n  cert_file: {pki.server_cert}\n"
-                        "  key_file: /nonexistent/k.pem\n")
-    )
-    assert "tls_server_config.key_file: no such file" in message
-
-
-def test_key_that_does_not_match_the_certificate(tmp_path: Path, pki: Pki) -> None:
-    message = load_error(
-        write(tmp_path, f"tls_server_config:\n  cert_file: {pki.server_cert}\n"
-                        f"  key_file: {pki.client_key}\n")
-    )
-    assert "tls_server_config.key_file:" in message
-    assert "no private key matching cert_file" in message
-
-
-def test_unknown_client_auth_type(tmp_path: Path, pki: Pki) -> None:
-    message = load_error(
-        write(tmp_path, f"tls_server_config:\n  cert_file: {pki.server_cert}\n"
-                        f"  key_file: {pki.server_key}\n  client_auth_type: VerifyPlease\n")
-    )
-    assert "tls_server_config.client_auth_type: unknown value 'VerifyPlease'" in message
-    assert "RequireAndVerifyClientCert" in message
-
-
-def test_verifying_client_auth_type_needs_a_client_ca(tmp_path: Path, pki: Pki) -> None:
-    message = load_error(
-        write(tmp_path, f"tls_server_config:\n  cert_file: {pki.server_cert}\n"
-                        f"  key_file: {pki.server_key}\n"
-                        "  client_auth_type: RequireAndVerifyClientCert\n")
-    )
-    assert "tls_server_config.client_ca_file: required by client_auth_type" in message
-
-
-def test_client_ca_with_no_client_cert_is_refused(tmp_path: Path, pki: Pki) -> None:
-    message = load_error(
-        write(tmp_path, f"tls_server_config:\n  cert_file: {pki.server_cert}\n"
-                        f"  key_file: {pki.server_key}\n  client_ca_file: {pki.client_ca}\n"
-                        "  client_auth_type: NoClientCert\n")
-    )
-    assert "tls_server_config.client_ca_file: set, but client_auth_type is NoClientCert" in message
-
-
-def test_client_ca_file_without_a_certificate(tmp_path: Path, pki: Pki) -> None:
-    message = load_error(
-        write(tmp_path, f"tls_server_config:\n  cert_file: {pki.server_cert}\n"
-                        f"  key_file: {pki.server_key}\n  client_ca_file: {pki.client_key}\n")
-    )
-    assert "tls_server_config.client_ca_file: no PEM certificate" in message
-
-
-def test_unknown_min_version(tmp_path: Path, pki: Pki) -> None:
-    message = load_error(
-        write(tmp_path, f"tls_server_config:\n  cert_file: {pki.server_cert}\n"
-                        f"  key_file: {pki.server_key}\n  min_version: SSL3\n")
-    )
-    assert "tls_server_config.min_version: unknown value 'SSL3'" in message
-
-
-def test_max_version_below_min_version(tmp_path: Path, pki: Pki) -> None:
-    message = load_error(
-        write(tmp_path, f"tls_server_config:\n  cert_file: {pki.server_cert}\n"
-                        f"  key_file: {pki.server_key}\n  min_version: TLS13\n"
-                        "  max_version: TLS12\n")
-    )
-    assert "tls_server_config.max_version: TLS12 is lower than min_version TLS13" in message
-
-
-def test_basic_auth_users_of_wrong_type(tmp_path: Path) -> None:
-    message = load_error(write(tmp_path, "basic_auth_users: [alice]\n"))
-    assert "basic_auth_users: must be a mapping, not a list" in message
-
-
-def test_bad_bcrypt_hash(tmp_path: Path) -> None:
-    message = load_error(write(tmp_path, "basic_auth_users:\n  alice: plaintext-password\n"))
-    assert "basic_auth_users.alice: not a bcrypt hash" in message
-    assert "plaintext-password" not in message
-
-
-def test_truncated_bcrypt_hash(tmp_path: Path, a_hash: str) -> None:
-    message = load_error(write(tmp_path, f"basic_auth_users:\n  alice: '{a_hash[:-1]}'\n"))
-    assert "basic_auth_users.alice: not a bcrypt hash" in message
-
-
-def test_bcrypt_hash_of_wrong_type(tmp_path: Path) -> None:
-    message = load_error(write(tmp_path, "basic_auth_users:\n  alice: 12345\n"))
-    assert "basic_auth_users.alice: must be a bcrypt hash string, not a number" in message
-
-
-def test_user_name_with_a_colon(tmp_path: Path, a_hash: str) -> None:
-    message = load_error(write(tmp_path, f"basic_auth_users:\n  'a:b': '{a_hash}'\n"))
-    assert "basic_auth_users.a:b: a user name cannot contain ':'" in message
-
-
-def test_header_that_cannot_be_set(tmp_path: Path) -> None:
-    message = load_error(
-        write(tmp_path, "http_server_config:\n  headers:\n    Set-Cookie: a=b\n")
-    )
-    assert "http_server_config.headers.Set-Cookie: cannot be set" in message
-
-
-def test_header_value_with_a_newline(tmp_path: Path) -> None:
-    message = load_error(
-        write(tmp_path, 'http_server_config:\n  headers:\n    X-Frame-Options: "deny\\r\\nX: y"\n')
-    )
-    assert "http_server_config.headers.X-Frame-Options: must be a string without control" in message
+@pytest.mark.parametrize("case", BAD, ids=[c[0] for c in BAD])
+def test_every_bad_field_is_refused_naming_the_file_the_field_and_why(
+    tmp_path: Path, pki: Pki, case: BadCase
+) -> None:
+    _, build, expected = case
+    content = build(pki, tmp_path)
+    path = write(tmp_path, content if isinstance(content, str) else yaml.safe_dump(content))
+    message = load_error(path)
+    assert expected in message
+    assert PLAINTEXT not in message
