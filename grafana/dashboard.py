@@ -614,13 +614,16 @@ def presence_row() -> list[PanelBuilder]:
         ),
         graph(
             "Oldest inhibitor lock held for",
-            "Age of the oldest lock per operation and mode (from when the exporter first saw it). "
+            "Age of the oldest lock per operation and mode (from when the exporter first saw it; "
+            "0 while none is held). "
             "Block locks on shutdown or sleep held for days are usually a hung program.",
             [
                 query(
-                    "max by (what, mode) (time() - ("
+                    "max by (what, mode) ((time() - "
                     + sel("logind_inhibitor_since_seconds")
-                    + " > 0))",
+                    + ") * ("
+                    + sel("logind_inhibitor_since_seconds")
+                    + " > bool 0))",
                     "{{what}} {{mode}}",
                 )
             ],

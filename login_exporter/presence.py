@@ -17,6 +17,11 @@ from login_exporter.bus.view import Presence
 from login_exporter.collector import _counter, _gauge, _Sticky, label_value, session_key
 
 SESSION_LABELS = ["seat", "remote", "type", "class"]
+# Exported from the start (at 0), like the five user states, so dashboards and alerts on the
+# usual operations and shutdown types have a series before the first lock or schedule.
+COMMON_INHIBITORS = tuple((what, mode) for what in ("shutdown", "sleep", "idle")
+                          for mode in ("block", "delay"))
+COMMON_SHUTDOWNS = ("poweroff", "reboot")
 
 
 class PresenceFamilies:
@@ -65,7 +70,7 @@ class PresenceFamilies:
             yield _gauge("logind_idle_since_seconds",
                          "logind's IdleSinceHint as Unix time, 0 while not idle.",
                          [], {(): power.idle_since})
-        shutdown: dict[tuple[str, ...], float] = {}
+        shutdown: dict[tuple[str, ...], float] = {(kind,): 0.0 for kind in COMMON_SHUTDOWNS}
         if power.scheduled_shutdown is not None:
             kind, when = power.scheduled_shutdown
             shutdown[(label_value(kind),)] = when
@@ -101,15 +106,15 @@ class PresenceFamilies:
                                        {k: float(v) for k, v in locked_sessions.items()}))
 
     def _inhibitors(self, presence: Presence) -> Iterator[Metric]:
-        counts: Counter[tuple[str, ...]] = Counter()
-        oldest: dict[tuple[str, ...], float] = {}
+        counts: Counter[tuple[str, ...]] = Counter({key: 0 for key in COMMON_INHIBITORS})
+        oldest: dict[tuple[str, ...], float] = {key: 0.0 for key in COMMON_INHIBITORS}
         info: dict[tuple[str, ...], float] = {}
         for lock in presence.inhibitors:
             mode = label_value(lock.mode)
             for what in lock.what.split(":"):
                 key = (label_value(what), mode)
                 counts[key] += 1
-                oldest[key] = min(oldest.get(key, lock.since), lock.since)
+                oldest[key] = min(oldest.get(key) or lock.since, lock.since)
                 if self._inhibitor_info:
                     labels = (key[0], mode, lock.who, lock.why, str(lock.uid))
                     info[labels] = info.get(labels, 0.0) + 1.0

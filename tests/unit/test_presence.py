@@ -125,3 +125,13 @@ def test_properties_logind_lacks_are_absent_not_zero() -> None:
     assert value(got, "logind_lid_closed") is None
     assert value(got, "logind_docked") is None
     assert value(got, "logind_idle") == 0
+
+
+def test_common_inhibitors_and_shutdown_types_are_exported_at_zero_from_the_start() -> None:
+    got = samples(PresenceFamilies().build(presence()))
+    for what in ("shutdown", "sleep", "idle"):
+        for mode in ("block", "delay"):
+            assert value(got, "logind_inhibitors", what=what, mode=mode) == 0
+            assert value(got, "logind_inhibitor_since_seconds", what=what, mode=mode) == 0
+    assert value(got, "logind_scheduled_shutdown_timestamp_seconds", type="poweroff") == 0
+    assert value(got, "logind_scheduled_shutdown_timestamp_seconds", type="reboot") == 0
