@@ -40,12 +40,22 @@ def truth(container: Container) -> BusTruth:
     return BusTruth(container)
 
 
+def _end(scene: Scene, sid: str) -> None:
+    """End a session for good, so later tests find seat0 as they expect it."""
+    scene.c.run(["systemctl", "stop", f"session-{sid}.scope"], check=False)
+    scene.wait_session_gone(sid)
+
+
 @pytest.fixture
-def desk(scene: Scene) -> tuple[str, str]:
-    """A graphical session on seat0 (idle hints need a graphical session): (user, path)."""
+def desk(scene: Scene) -> Iterator[tuple[str, str]]:
+    """A graphical session on seat0 (idle hints need a graphical session): (user, path);
+    ended afterwards."""
     user = scene.add_user("bus")
     sid = scene.pam_session(user, session_type="x11", session_class="user", seat="seat0")
-    return user, session_path(scene.c, sid)
+    try:
+        yield user, session_path(scene.c, sid)
+    finally:
+        _end(scene, sid)
 
 
 def step(container: Container, *cmd: str) -> float:
@@ -58,10 +68,14 @@ def test_new_session_is_read_when_it_appears(scene: Scene, truth: BusTruth,
                                              exporter: Service) -> None:
     assert_bus_agrees(truth, EXPORTER_PORT, within=5)
     user = scene.add_user("bus")
-    scene.pam_session(user, session_type="wayland", session_class="greeter", seat="seat0")
-    exp = assert_bus_agrees(truth, EXPORTER_PORT, since=time.monotonic())
-    assert exp.get("logind_sessions_idle", seat="seat0", remote="false", type="wayland",
-                   **{"class": "greeter"}) == 0.0
+    sid = scene.pam_session(user, session_type="wayland", session_class="greeter", seat="seat0")
+    try:
+        exp = assert_bus_agrees(truth, EXPORTER_PORT, since=time.monotonic())
+        assert exp.get("logind_sessions_idle", seat="seat0", remote="false", type="wayland",
+                       **{"class": "greeter"}) == 0.0
+    finally:
+        _end(scene, sid)
+    assert_bus_agrees(truth, EXPORTER_PORT, since=time.monotonic())  # and when it goes
 
 
 def test_idle_and_locked_hints_set_by_the_session_owner(
