@@ -46,6 +46,7 @@ REFRESH_AGE_WARN = 360.0
 REFRESH_AGE_CRIT = 900.0
 
 PanelBuilder = cogbuilder.Builder[model.Panel]
+PRESENCE_ROW = "Presence and power"  # needs logind on the system bus: see tests/e2e
 
 
 def sel(metric: str, extra: str = "") -> str:
@@ -552,6 +553,99 @@ def duration_row() -> list[PanelBuilder]:
     return [distribution, quantiles]
 
 
+def presence_row() -> list[PanelBuilder]:
+    """What only logind's bus knows: idle and locked sessions, inhibitors, shutdown, power."""
+    return [
+        single_stat(
+            "logind on the bus",
+            "`logind_dbus_up`: 1 while the exporter is connected to the system bus and logind "
+            "owns org.freedesktop.login1. 0: logind stopped, the bus down, or the bus socket not "
+            "reachable by the exporter; the other panels of this row are then empty.",
+            query(f"min by (instance) ({sel('logind_dbus_up')})", "{{instance}}", instant=True),
+            steps=((None, "red"), (1, "green")),
+            mappings=[bool_mapping("OFF THE BUS", "ON THE BUS")],
+        ),
+        single_stat(
+            "Scheduled shutdown",
+            "When logind will power off or reboot the host (`shutdown` with a time); 0: none.",
+            query(
+                "max by (instance, type) ("
+                + sel("logind_scheduled_shutdown_timestamp_seconds")
+                + ") * 1000",
+                "{{type}} {{instance}}",
+                instant=True,
+            ),
+            unit="dateTimeAsIso",
+            mappings=[model.ValueMap(options={
+                "0": model.ValueMappingResult(text="none", color="green", index=0)})],
+        ),
+        graph(
+            "Idle seats",
+            "1 while every session of the seat says it is idle (IdleHint set by the desktop, or a "
+            "text console untouched for a while). A kiosk seat idle all day: nobody uses it.",
+            [
+                query(
+                    f"max by (instance, seat) ({sel('logind_seat_idle')})", "{{seat}} {{instance}}"
+                )
+            ],
+        ),
+        graph(
+            "Idle and locked sessions",
+            "Sessions whose IdleHint / LockedHint is set (screen locker on), by seat.",
+            [
+                query(
+                    no_seat(f"sum by (seat) ({sel('logind_sessions_idle')})"),
+                    "idle {{seat}}",
+                    ref="A",
+                ),
+                query(
+                    no_seat(f"sum by (seat) ({sel('logind_sessions_locked')})"),
+                    "locked {{seat}}",
+                    ref="B",
+                ),
+            ],
+        ),
+        graph(
+            "Inhibitor locks",
+            "Locks held on shutdown, sleep, idle and the power/lid keys, by mode: block stops the "
+            "operation, delay holds it for up to InhibitDelayMaxSec.",
+            [query(f"sum by (what, mode) ({sel('logind_inhibitors')})", "{{what}} {{mode}}")],
+            stacked=True,
+        ),
+        graph(
+            "Oldest inhibitor lock held for",
+            "Age of the oldest lock per operation and mode (from when the exporter first saw it; "
+            "0 while none is held). "
+            "Block locks on shutdown or sleep held for days are usually a hung program.",
+            [
+                query(
+                    "max by (what, mode) ((time() - "
+                    + sel("logind_inhibitor_since_seconds")
+                    + ") * ("
+                    + sel("logind_inhibitor_since_seconds")
+                    + " > bool 0))",
+                    "{{what}} {{mode}}",
+                )
+            ],
+            unit="s",
+        ),
+        graph(
+            "Power",
+            "Preparing for shutdown or sleep (1 during the transition), lid closed, on external "
+            "power; absent where logind lacks the property.",
+            [
+                query(f"max by (instance) ({sel(metric)})", f"{label} {{{{instance}}}}", ref=ref)
+                for ref, metric, label in (
+                    ("A", "logind_preparing_for_sleep", "preparing for sleep"),
+                    ("B", "logind_preparing_for_shutdown", "preparing for shutdown"),
+                    ("C", "logind_lid_closed", "lid closed"),
+                    ("D", "logind_on_external_power", "on external power"),
+                )
+            ],
+        ),
+    ]
+
+
 def exporter_row() -> list[PanelBuilder]:
     """The exporter's own health: refreshes, wake-ups, errors, races, memory."""
     duration = sel("logind_exporter_refresh_duration_seconds_bucket")
@@ -696,6 +790,7 @@ def build() -> model.Dashboard:
         ("Users and machines", users_machines_row()),
         ("Logins and logouts", logins_row()),
         ("Session duration", duration_row()),
+        (PRESENCE_ROW, presence_row()),
         ("Exporter", exporter_row()),
     ]
     for title, panels in rows:

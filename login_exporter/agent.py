@@ -14,12 +14,17 @@ import selectors
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import FrameType
 
+from prometheus_client.core import Metric
+
+from login_exporter.bus import LogindBus
+from login_exporter.bus.view import Presence
 from login_exporter.collector import LogindCollector, Totals
 from login_exporter.exposition import Publisher
 from login_exporter.liveness import Liveness
+from login_exporter.presence import PresenceFamilies
 from login_exporter.state import EMPTY, Changes, RefreshCancelled, Refresher, Snapshot, difference
 from login_exporter.watch import Watcher
 
@@ -29,6 +34,7 @@ RETRY_FIRST = 0.1
 LOGIND_CATEGORIES = ("session", "seat", "uid")
 RETRY_MAX = 5.0
 LIVENESS = "liveness"  # selector data of the liveness fd (monitors carry their category)
+BUS = "bus"  # selector data of the bus's fds (monitor fds carry their category)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +57,8 @@ class Agent:
         publisher: Publisher,
         notify: Callable[[str], bool] = lambda state: False,
         watchdog_usec: int | None = None,
+        bus: LogindBus | None = None,
+        presence: PresenceFamilies | None = None,
     ) -> None:
         self.settings = settings
         self.totals = Totals()
@@ -70,6 +78,9 @@ class Agent:
         self._stop = False
         self._resync_requested = False
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._bus = bus
+        self._presence = presence or PresenceFamilies()
+        self._bus_registered: dict[int, int] = {}
 
     # -- refreshing -------------------------------------------------------------------------------
 
@@ -125,8 +136,13 @@ class Agent:
         )
 
     def publish(self) -> None:
-        """Render the current snapshot, totals and logind liveness, and publish them."""
-        self._collector.update(self.snapshot, self.totals, self._liveness.status())
+        """Render the current snapshot, totals, logind liveness and the bus's newest view, and
+        publish them."""
+        view = self._bus.view() if self._bus is not None else None
+        liveness = self._liveness.status()
+        if view is not None:
+            liveness = replace(liveness, bus_owner=view.logind_running)
+        self._collector.update(self.snapshot, self.totals, liveness, self._bus_families(view))
         self._publisher.publish(self._collector.exposition())
 
     def _observe_liveness(self) -> None:
@@ -140,6 +156,30 @@ class Agent:
             if after.restarts != before.restarts:
                 log.info("logind restarted", extra={"restarts": after.restarts})
             self.publish()
+
+    def settle_bus(self, timeout: float) -> None:
+        """Connect to the bus and wait up to ``timeout`` seconds for logind's answers (for
+        --once, which has no loop to wait in)."""
+        bus = self._bus
+        if bus is None:
+            return
+        bus.start()
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as selector:
+            while not bus.settled and (left := deadline - time.monotonic()) > 0:
+                for fd, events in bus.fds().items():
+                    selector.register(fd, events)
+                for key, ready in selector.select(left):
+                    bus.handle(key.fd, ready)
+                for key in list(selector.get_map().values()):
+                    selector.unregister(key.fd)
+
+    def _bus_families(self, view: Presence | None) -> list[Metric]:
+        bus = self._bus
+        if bus is None or view is None:
+            return []
+        self.totals.errors["dbus"] = bus.errors["dbus"]
+        return self._presence.build(view, bus.messages)
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -174,6 +214,9 @@ class Agent:
         """Open the monitors and take the first snapshot (before READY=1)."""
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._open_monitors()
+        if self._bus is not None:
+            self._bus.start()
+            self._sync_bus()
         self.refresh("startup", Changes(everything=True))
 
     def run(self) -> None:
@@ -186,18 +229,25 @@ class Agent:
         retry_at = now + retry_delay if not self._watcher.complete else None
         resync_at = now + settings.resync_interval if settings.resync_interval > 0 else None
         watchdog_at = now if self._watchdog else None
+        bus = self._bus
         while not self._stop:
             monitor_at = self._watcher.next_timeout()
+            bus_at = bus.deadline() if bus is not None else None
             deadlines = [
-                d for d in (retry_at, resync_at, watchdog_at, monitor_at) if d is not None
+                d for d in (retry_at, resync_at, watchdog_at, monitor_at, bus_at) if d is not None
             ]
-            if pending:
+            if pending or (bus is not None and bus.changed):
                 deadlines.append(last_refresh + settings.debounce)
             timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-            for key, _ in self._selector.select(timeout):
+            for key, events in self._selector.select(timeout):
                 category = key.data
                 if category is None:
                     self._drain_wake_pipe()
+                    continue
+                if category == BUS:
+                    if bus is not None:
+                        bus.handle(key.fd, events)
+                        self._sync_bus()  # before a closed socket's fd number is reused
                     continue
                 self.totals.wakeups += 1
                 if category == LIVENESS:
@@ -207,6 +257,9 @@ class Agent:
             if self._stop:
                 break
             now = time.monotonic()  # CLOCK_MONOTONIC, the clock of the monitors' timeouts
+            if bus is not None and bus_at is not None and now >= bus_at:
+                bus.tick(now)
+                self._sync_bus()
             if monitor_at is not None and now >= monitor_at:
                 pending.merge(self._watcher.expire(now))
             if retry_at is not None and now >= retry_at:
@@ -221,6 +274,9 @@ class Agent:
             self._sync_registrations()
             if self._resync_requested or (resync_at is not None and now >= resync_at):
                 self._resync_requested = False
+                if bus is not None:
+                    bus.resync()
+                    self._sync_bus()
                 self._liveness.open()  # the link may be readable now (a remount, a new layout)
                 self.refresh("resync", Changes(everything=True))
                 pending = Changes()
@@ -231,14 +287,20 @@ class Agent:
                 self.refresh("event", pending)
                 pending = Changes()
                 last_refresh = time.monotonic()
+            elif bus is not None and bus.changed and now >= last_refresh + settings.debounce:
+                self.publish()
+                last_refresh = time.monotonic()
             if watchdog_at is not None and self._watchdog is not None and now >= watchdog_at:
                 self._notify("WATCHDOG=1")
                 watchdog_at = now + self._watchdog
 
     def close(self) -> None:
-        """Release the monitors, the liveness watch, the selector and the wake-up pipe."""
+        """Release the monitors, the liveness watch, the bus connection, the selector and the
+        wake-up pipe."""
         self._watcher.close()
         self._liveness.close()
+        if self._bus is not None:
+            self._bus.close()
         self._selector.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
@@ -260,6 +322,22 @@ class Agent:
         self._liveness.open()
         self._sync_registrations()
         return len(self._watcher.monitors) > before
+
+    def _sync_bus(self) -> None:
+        """Make the selector watch exactly the fds (and events) the bus wants now."""
+        assert self._bus is not None
+        wanted = self._bus.fds()
+        if wanted == self._bus_registered:
+            return
+        for fd in self._bus_registered.keys() - wanted.keys():
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self._selector.unregister(fd)
+        for fd, events in wanted.items():
+            if fd not in self._bus_registered:
+                self._selector.register(fd, events, BUS)
+            elif self._bus_registered[fd] != events:
+                self._selector.modify(fd, events, BUS)
+        self._bus_registered = wanted
 
     def _sync_registrations(self) -> None:
         wanted = self._watcher.fds()

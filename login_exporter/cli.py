@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import socket
 import sys
@@ -21,13 +22,16 @@ from prometheus_client import (
 
 from login_exporter import __version__, logs, sddaemon, sdlogin
 from login_exporter.agent import Agent, Settings
+from login_exporter.bus import SYSTEM_BUS, LogindBus, socket_path
 from login_exporter.collector import LogindCollector, Options
 from login_exporter.exposition import Publisher
+from login_exporter.presence import PresenceFamilies
 from login_exporter.state import Changes, Refresher
 from login_exporter.web import WebServer, bind_listen_addresses, landing_page, parse_listen_address
 from login_exporter.webconfig import WebConfig, WebConfigError, load_web_config
 
 DEFAULT_PORT = 9844
+ONCE_BUS_TIMEOUT = 2.0  # --once waits this long at most for logind's answers on the bus
 log = logging.getLogger("login_exporter")
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -81,6 +85,14 @@ def _telemetry_path(text: str) -> str:
     return text
 
 
+def _dbus_address(text: str) -> str:
+    try:
+        socket_path(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser for every flag in the interface contract."""
     parser = argparse.ArgumentParser(
@@ -106,6 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("--collector.session-info", dest="session_info", action=argparse.BooleanOptionalAction,
         default=False, help="export logind_session_info per session with identifying labels "
         "(user, uid, remote host, session id; default off)")
+    add("--collector.dbus", dest="dbus", action=argparse.BooleanOptionalAction, default=True,
+        help="follow logind on the system bus: idle and lock hints, inhibitors, shutdown, "
+        "sleep, lid (default on)")
+    add("--dbus.address", dest="dbus_address", type=_dbus_address, metavar="ADDRESS",
+        default=os.environ.get("DBUS_SYSTEM_BUS_ADDRESS") or SYSTEM_BUS,
+        help=f"D-Bus address of the system bus (default $DBUS_SYSTEM_BUS_ADDRESS or {SYSTEM_BUS})")
+    add("--collector.inhibitor-info", dest="inhibitor_info",
+        action=argparse.BooleanOptionalAction, default=False,
+        help="export logind_inhibitor_info per lock with who and why labels (default off)")
     add("--refresh.debounce", dest="debounce", type=_duration, default="50ms",
         help="minimum time between two refreshes; bursts are coalesced (default 50ms)")
     add("--refresh.resync-interval", dest="resync", type=_duration, default="5m",
@@ -126,6 +147,9 @@ def _flags_in_force(args: argparse.Namespace) -> dict[str, str]:
         "collector.machines": str(args.machines).lower(),
         "collector.machine-info": str(args.machine_info).lower(),
         "collector.session-info": str(args.session_info).lower(),
+        "collector.dbus": str(args.dbus).lower(),
+        "dbus.address": args.dbus_address,
+        "collector.inhibitor-info": str(args.inhibitor_info).lower(),
         "refresh.debounce": format_duration(args.debounce),
         "refresh.resync-interval": format_duration(args.resync),
     }
@@ -184,8 +208,11 @@ def _run(args: argparse.Namespace, config: WebConfig) -> int:
         publisher,
         notify=sddaemon.notify,
         watchdog_usec=sddaemon.watchdog_usec(),
+        bus=LogindBus(args.dbus_address) if args.dbus else None,
+        presence=PresenceFamilies(args.inhibitor_info),
     )
     if args.once:
+        agent.settle_bus(ONCE_BUS_TIMEOUT)
         agent.refresh("startup", Changes(everything=True))
         sys.stdout.buffer.write(publisher.exposition(openmetrics=False))
         sys.stdout.flush()

@@ -217,10 +217,17 @@ class LogindCollector(Collector):
             " session (libsystemd older than 254 has no sd_session_get_start_time)"
         )
 
-    def update(self, snapshot: Snapshot, totals: Totals, liveness: Status = FILES_RULE) -> None:
+    def update(
+        self,
+        snapshot: Snapshot,
+        totals: Totals,
+        liveness: Status = FILES_RULE,
+        extra: Iterable[Metric] = (),
+    ) -> None:
         """Compute the families for ``snapshot`` and logind's ``liveness`` (called by the agent
-        after each refresh and each change of liveness)."""
-        self._families = list(self._build(snapshot, totals, liveness))
+        after each refresh and each change of liveness); ``extra`` families (from the bus, see
+        presence.py) are exported after them."""
+        self._families = [*self._build(snapshot, totals, liveness), *extra]
         if self._session_info is not None:
             self._session_info_block = self._session_info.render(snapshot.sessions)
 
@@ -234,12 +241,13 @@ class LogindCollector(Collector):
 
     def _build(self, snapshot: Snapshot, totals: Totals, liveness: Status) -> Iterator[Metric]:
         sticky, options = self._sticky, self._options
-        up = liveness.running if liveness.rule == RULE_UNIT else snapshot.logind_up
+        up = liveness.up(snapshot.logind_up)
         yield _gauge(
             "logind_up",
             "1 while systemd-logind runs (its invocation link exists; where that cannot be read: "
-            "while its state is readable, seat0 exists), 0 otherwise. "
-            "logind_exporter_liveness_rule says which rule is in force.",
+            "while its state is readable, seat0 exists) and, while the system bus is connected, "
+            "owns org.freedesktop.login1; 0 otherwise. logind_exporter_liveness_rule says which "
+            "rule is in force.",
             [],
             {(): 1.0 if up else 0.0},
         )
@@ -399,7 +407,8 @@ class LogindCollector(Collector):
         yield _counter(
             "logind_exporter_errors",
             "Failures by kind: list (listing objects failed), read (a state file could not be "
-            "parsed), monitor (an sd-login monitor was lost).",
+            "parsed), monitor (an sd-login monitor was lost), dbus (the system bus connection "
+            "failed or was lost).",
             ["kind"],
             {(k,): float(totals.errors[k]) for k in sorted({*ERROR_KINDS, *totals.errors})},
         )

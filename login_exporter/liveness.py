@@ -35,11 +35,19 @@ _LINK_EVENTS = (
 @dataclass(frozen=True, slots=True)
 class Status:
     """What the collector publishes: the rule in force, whether logind runs under it (None under
-    the files rule: the snapshot says), and the starts seen since the exporter's first view."""
+    the files rule: the snapshot says), the starts seen since the exporter's first view, and
+    whether org.freedesktop.login1 has an owner (None: no bus connected, or not asked)."""
 
     rule: str = RULE_FILES
     running: bool | None = None
     restarts: int = 0
+    bus_owner: bool | None = None
+
+    def up(self, state_readable: bool) -> bool:
+        """logind_up: the rule's verdict (``state_readable``, seat0 exists, under the files
+        rule), and, while the bus is connected, logind owning its bus name too."""
+        up = bool(self.running) if self.rule == RULE_UNIT else state_readable
+        return up and self.bus_owner is not False
 
 
 FILES_RULE = Status()  # before the first look, or where the link cannot be read

@@ -73,14 +73,18 @@ def test_every_object_is_in_the_exporter_namespace() -> None:
             assert obj["metadata"]["namespace"] == NAMESPACE, kind
 
 
-def test_daemonset_mounts_run_systemd_read_only_from_the_host() -> None:
+def test_daemonset_mounts_run_systemd_and_the_bus_socket_read_only_from_the_host() -> None:
     volumes = {v["name"]: v for v in pod_spec()["volumes"]}
-    mounts = container()["volumeMounts"]
-    assert [m["mountPath"] for m in mounts] == ["/run/systemd"]
-    (mount,) = mounts
-    assert mount["readOnly"] is True
-    assert volumes[mount["name"]]["hostPath"] == {"path": "/run/systemd", "type": "Directory"}
-    assert set(volumes) == {mount["name"]}, "no other volumes: the exporter writes nothing"
+    mounts = {m["mountPath"]: m for m in container()["volumeMounts"]}
+    assert set(mounts) == {"/run/systemd", "/run/dbus/system_bus_socket"}
+    assert all(m["readOnly"] is True for m in mounts.values())
+    assert volumes[mounts["/run/systemd"]["name"]]["hostPath"] == {
+        "path": "/run/systemd", "type": "Directory"}
+    # The system bus socket alone, not /run/dbus: connecting needs no write access to a
+    # read-only mount (sockets are exempt), and nothing else of /run/dbus is exposed.
+    assert volumes[mounts["/run/dbus/system_bus_socket"]["name"]]["hostPath"] == {
+        "path": "/run/dbus/system_bus_socket", "type": "Socket"}
+    assert set(volumes) == {m["name"] for m in mounts.values()}, "no other volumes"
 
 
 def test_daemonset_runs_unprivileged_with_a_read_only_root() -> None:

@@ -3,7 +3,8 @@
 A container boots this machine's systemd (tests/e2e/container.py) with its own logind. Inside,
 the exporter is pip-installed into a venv at /opt/login-exporter with Debian's python3 and
 linked to /usr/local/bin, the shipped units and example EnvironmentFile are installed, and
-systemd runs them with every hardening option in force (DynamicUser, ProtectSystem=strict,
+systemd runs them with every hardening option in force (its own system user from sysusers.d,
+ProtectSystem=strict,
 the syscall filter, ...). The container shares the host's network, so the test scrapes it
 from outside on a port it picked free.
 
@@ -35,6 +36,9 @@ cp -r /project /tmp/src && rm -rf /tmp/src/.git
 /usr/bin/python3 -m venv /opt/login-exporter
 /opt/login-exporter/bin/pip install -q /tmp/src
 ln -sf /opt/login-exporter/bin/login-exporter /usr/local/bin/login-exporter
+install -D -m 0644 /project/deploy/systemd/login-exporter.sysusers \
+  /etc/sysusers.d/login-exporter.conf
+systemd-sysusers
 """
 
 
@@ -92,12 +96,20 @@ def test_service_starts_ready_serves_and_stops_cleanly(installed: Container) -> 
         # The sandbox leaves /run/systemd/units readable: logind_up follows logind's unit.
         assert re.search(r'^logind_exporter_liveness_rule\{rule="unit"\} 1(\.0)?$', body, re.M)
         assert "process_start_time_seconds" in body  # /proc/stat readable despite ProtectProc
+        # The hardened unit reaches logind on the system bus (answers come after READY=1).
+        deadline = time.monotonic() + 5
+        while "\nlogind_dbus_up 1.0\n" not in body and time.monotonic() < deadline:
+            time.sleep(0.1)
+            body = http_get(f"http://127.0.0.1:{port}/metrics")[1]
+        assert "\nlogind_dbus_up 1.0\n" in body, body[-3000:] + journal(c)
+        assert "\nlogind_on_external_power " in body
         assert http_get(f"http://127.0.0.1:{port}/-/healthy")[0] == 200
         assert http_get(f"http://127.0.0.1:{port}/-/ready")[0] == 200
 
         props = show(c, "login-exporter.service", "MainPID", "WatchdogTimestampMonotonic")
         uid = c.sh(f"awk '/^Uid:/ {{print $2}}' /proc/{props['MainPID']}/status").strip()
-        assert uid.isdigit() and int(uid) >= 61184, uid  # systemd's DynamicUser range
+        want = c.run(["id", "-u", "login-exporter"]).stdout.strip()
+        assert uid == want and int(uid) > 0, (uid, want)  # the system user sysusers made
 
         # WatchdogSec=2s: a missing WATCHDOG=1 would kill it within 2 s; it must stay up.
         time.sleep(5)

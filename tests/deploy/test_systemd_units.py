@@ -20,6 +20,7 @@ SYSTEMD = DEPLOY / "systemd"
 SERVICE = SYSTEMD / "login-exporter.service"
 SOCKET = SYSTEMD / "login-exporter.socket"
 DROP_IN = SYSTEMD / "socket-activation.conf"
+SYSUSERS = SYSTEMD / "login-exporter.sysusers"
 EXEC = "/usr/local/bin/login-exporter"
 MAX_EXPOSURE = 1.5
 
@@ -124,7 +125,7 @@ def test_service_exposure_is_at_most_1_5(tmp_path: Path, socket: bool) -> None:
 def test_exposure_check_fails_an_unhardened_service(tmp_path: Path) -> None:
     root = make_root(tmp_path)
     bare = parse_unit(SERVICE)["Service"]
-    keep = ("Type", "ExecStart", "DynamicUser")
+    keep = ("Type", "ExecStart", "User")
     text = "[Service]\n" + "".join(f"{k}={bare[k][0]}\n" for k in keep)
     (root / "etc/systemd/system/login-exporter.service").write_text(text)
     status, level = exposure(root)
@@ -132,12 +133,17 @@ def test_exposure_check_fails_an_unhardened_service(tmp_path: Path) -> None:
     assert status != 0
 
 
-def test_service_is_a_watchdogged_notify_service_of_a_dynamic_user() -> None:
+def test_service_is_a_watchdogged_notify_service_of_its_own_system_user() -> None:
     service = parse_unit(SERVICE)["Service"]
     assert service["Type"] == ["notify"]
     assert service["NotifyAccess"] == ["main"]
     assert service["Restart"] == ["on-failure"]
-    assert service["DynamicUser"] == ["yes"]
+    # A static user that sysusers.d creates: dbus-daemon refuses dynamic users.
+    assert "DynamicUser" not in service
+    assert service["User"] == service["Group"] == ["login-exporter"]
+    sysusers = [line.split() for line in SYSUSERS.read_text().splitlines()
+                if line and not line.startswith("#")]
+    assert [(row[0], row[1]) for row in sysusers] == [("u", "login-exporter")]
     assert re.fullmatch(r"[1-9]\d*s", service["WatchdogSec"][0])
     assert service["EnvironmentFile"] == ["-/etc/default/login-exporter"]
     assert service["ExecStart"] == [f"{EXEC} $LOGIN_EXPORTER_ARGS"]

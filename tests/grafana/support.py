@@ -16,6 +16,8 @@ DASHBOARD = REPO / "grafana" / "login-exporter.json"
 METRIC = re.compile(r"\b(?:logind_\w+|process_\w+|up)\b")
 STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 REQUIRED_MATCHERS = ('job=~"$job"', 'instance=~"$instance"')
+# The row whose queries need logind on a system bus (evaluated by tests/e2e/test_dbus.py).
+PRESENCE_ROW = "Presence and power"
 LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.*),\s*(?P<label>[a-zA-Z_]\w*)\)$")
 
 
@@ -55,6 +57,17 @@ def targets(dashboard: dict[str, Any]) -> list[Target]:
                 )
             )
     return found
+
+
+def targets_by_row(dashboard: dict[str, Any]) -> dict[str, list[Target]]:
+    """Return row title -> the targets of the panels under that row ("" before the first)."""
+    rows: dict[str, list[Target]] = {}
+    title = ""
+    for panel in dashboard.get("panels", []):
+        if panel.get("type") == "row":
+            title = str(panel.get("title", ""))
+        rows.setdefault(title, []).extend(targets({"panels": [panel]}))
+    return rows
 
 
 def variable_queries(dashboard: dict[str, Any]) -> dict[str, str]:

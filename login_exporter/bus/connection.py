@@ -1,0 +1,181 @@
+"""One client connection to a D-Bus message bus, driven by someone else's selector (sans-I/O).
+
+jeepney builds and parses the messages; this module only owns the socket: a non-blocking
+connect, the SASL EXTERNAL handshake pipelined with BEGIN (as sd-bus does, so no round trip
+waits on the loop), and bounded buffers both ways. Nothing here blocks, sleeps or spawns a
+thread: the caller registers :meth:`Connection.fileno` for reading (and for writing while
+:attr:`Connection.wants_write`) and calls :meth:`read` / :meth:`flush` when the fd is ready.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections.abc import Iterator
+
+from jeepney.bus import get_connectable_addresses
+from jeepney.low_level import Message, Parser
+
+SYSTEM_BUS = "unix:path=/run/dbus/system_bus_socket"
+# Read at most this much per wake-up, so a flooding bus cannot keep the loop from its other fds.
+READ_CHUNK = 65536
+# A reply larger than this is refused (ListSessions at 10,000 sessions is about 0.6 MB).
+MAX_MESSAGE = 16 * 1024 * 1024
+MAX_OUTGOING = 4 * 1024 * 1024
+MAX_AUTH_LINE = 8192
+# AUTH EXTERNAL with an empty authorization identity ("DATA" answers the server's challenge):
+# the bus takes the uid from the socket's peer credentials, which stays right inside user
+# namespaces, where geteuid() is not the uid the bus sees. BEGIN follows without waiting for OK.
+_AUTH = b"\0AUTH EXTERNAL\r\nDATA\r\nBEGIN\r\n"
+
+
+class ConnectionLost(Exception):
+    """The connection is unusable (closed by the bus, refused, or the bus broke the protocol);
+    the message says why. The caller closes it and connects again later."""
+
+
+def socket_path(address: str) -> str:
+    """Return the unix socket path (a leading NUL for an abstract socket) of a D-Bus address
+    such as ``unix:path=/run/dbus/system_bus_socket``.
+
+    Raises ValueError naming the address when it has no unix transport this client can use.
+    """
+    try:
+        return str(next(get_connectable_addresses(address)))
+    except (RuntimeError, ValueError, StopIteration) as exc:
+        raise ValueError(
+            f"invalid D-Bus address {address!r} (expected e.g. {SYSTEM_BUS}): {exc}"
+        ) from None
+
+
+class Connection:
+    """A non-blocking connection to one bus address. ``open()`` then feed it the fd's events."""
+
+    def __init__(self, address: str) -> None:
+        self.path = socket_path(address)
+        self._sock: socket.socket | None = None
+        self._outgoing = bytearray()
+        self._auth_buffer = bytearray()
+        self._authenticated = False
+        self._parser = Parser()
+        self._serial = 0
+
+    def open(self) -> None:
+        """Connect and queue the handshake. Raises OSError when the socket cannot be reached
+        (missing, refused, permission denied); the connection stays closed then."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        sock.setblocking(False)
+        try:
+            sock.connect(self.path)
+        except BlockingIOError as exc:  # the listen backlog is full: try again later
+            sock.close()
+            raise OSError(errno.EAGAIN, "bus socket busy") from exc
+        except OSError:
+            sock.close()
+            raise
+        self._sock = sock
+        self._outgoing = bytearray(_AUTH)
+
+    @property
+    def is_open(self) -> bool:
+        """Whether open() succeeded and close() has not been called since."""
+        return self._sock is not None
+
+    def fileno(self) -> int:
+        """The socket's fd (-1 when closed)."""
+        return self._sock.fileno() if self._sock is not None else -1
+
+    @property
+    def wants_write(self) -> bool:
+        """Whether bytes are waiting to be written (register the fd for writing then)."""
+        return bool(self._outgoing)
+
+    def send(self, message: Message) -> int:
+        """Queue ``message`` with the next serial and try to write it; return the serial.
+
+        Raises ConnectionLost when the bus does not take data fast enough to keep the queue
+        under its bound, or the socket failed.
+        """
+        self._serial += 1
+        self._outgoing += message.serialise(serial=self._serial)
+        if len(self._outgoing) > MAX_OUTGOING:
+            raise ConnectionLost(f"more than {MAX_OUTGOING} bytes waiting to be sent")
+        self.flush()
+        return self._serial
+
+    def flush(self) -> None:
+        """Write as much of the queue as the socket takes now. Raises ConnectionLost."""
+        if self._sock is None or not self._outgoing:
+            return
+        try:
+            sent = self._sock.send(self._outgoing)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            raise ConnectionLost(f"writing to the bus failed: {exc}") from exc
+        del self._outgoing[:sent]
+
+    def read(self) -> Iterator[Message]:
+        """Read what one recv() gives and yield the complete messages in it.
+
+        Raises ConnectionLost on end of file, a refused handshake, a message over
+        MAX_MESSAGE, or bytes that are not D-Bus messages.
+        """
+        if self._sock is None:
+            raise ConnectionLost("not connected")
+        try:
+            data = self._sock.recv(READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            raise ConnectionLost(f"reading from the bus failed: {exc}") from exc
+        if not data:
+            raise ConnectionLost("the bus closed the connection")
+        if not self._authenticated:
+            data = self._authenticate(data)
+            if not data:
+                return
+        parser = self._parser
+        parser.add_data(data)
+        try:
+            while True:
+                if parser.buf.bytes_buffered >= 16:
+                    size = parser.buf.bytes_buffered + parser.bytes_desired()
+                    if size > MAX_MESSAGE:
+                        raise ConnectionLost(f"a message of {size} bytes exceeds {MAX_MESSAGE}")
+                message = parser.get_next_message()
+                if message is None:
+                    return
+                yield message
+        except ConnectionLost:
+            raise
+        except Exception as exc:  # jeepney raises many kinds on garbage; all mean "not D-Bus"
+            raise ConnectionLost(f"malformed message from the bus: {exc!r}") from exc
+
+    def _authenticate(self, data: bytes) -> bytes:
+        """Consume the server's SASL lines; return the bytes after OK (the first messages)."""
+        self._auth_buffer += data
+        while b"\r\n" in self._auth_buffer:
+            line, _, rest = bytes(self._auth_buffer).partition(b"\r\n")
+            self._auth_buffer = bytearray(rest)
+            if line.startswith(b"OK "):
+                self._authenticated = True
+                remaining = bytes(self._auth_buffer)
+                self._auth_buffer = bytearray()
+                return remaining
+            if not line.startswith(b"DATA"):
+                raise ConnectionLost(f"the bus refused authentication: {line[:200]!r}")
+        if len(self._auth_buffer) > MAX_AUTH_LINE:
+            raise ConnectionLost("the bus sent an over-long authentication line")
+        return b""
+
+    def close(self) -> None:
+        """Close the socket and forget buffered data (idempotent)."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        self._outgoing = bytearray()
+        self._auth_buffer = bytearray()
+        self._authenticated = False
+        self._parser = Parser()
+        self._serial = 0

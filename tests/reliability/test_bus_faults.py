@@ -1,0 +1,103 @@
+"""A bus that refuses us, sends garbage, announces huge messages or floods signals: the
+exporter keeps serving sd-login's numbers, reports ``logind_dbus_up 0``, counts the failure,
+reconnects with a back-off capped at 5 s, and neither stalls nor grows."""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from login_exporter.bus.connection import Connection, ConnectionLost
+from tests.reliability.hostile_bus import HostileBus
+from tests.support.exporter import Samples, start_exporter
+from tests.support.logind_state import LogindState
+from tests.support.proc import rss_kib
+
+
+def _sessions_are(count: int, samples: Samples) -> bool:
+    return sum(v for (name, _), v in samples.items() if name == "logind_sessions") == count
+
+
+def _read_until_lost(connection: Connection, timeout: float = 5.0) -> str:
+    import select
+
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            connection.flush()
+            select.select([connection.fileno()], [], [], 0.2)
+            for _ in connection.read():
+                pass
+    except ConnectionLost as exc:
+        return str(exc)
+    finally:
+        connection.close()
+    raise AssertionError("the connection was never given up")
+
+
+@pytest.mark.parametrize(("behaviour", "reason"), [
+    ("reject", "refused authentication"),
+    ("garbage", "malformed message"),
+    ("huge", "exceeds"),
+])
+def test_connection_gives_up_on_a_misbehaving_bus(tmp_path: Path, behaviour: str,
+                                                  reason: str) -> None:
+    with HostileBus(tmp_path / "bus", behaviour) as bus:
+        connection = Connection(bus.address)
+        connection.open()
+        assert reason in _read_until_lost(connection)
+
+
+def test_garbage_bus_backs_off_to_five_seconds_and_sd_login_is_still_served(
+    tmp_path: Path, logind: LogindState
+) -> None:
+    logind.seat0()
+    logind.session("1", uid=1000, seat="seat0", type="x11")
+    with HostileBus(tmp_path / "bus", "garbage") as bus:
+        exporter = start_exporter(f"--dbus.address={bus.address}")
+        try:
+            time.sleep(9)
+            got = exporter.samples()
+            assert exporter.process.poll() is None
+        finally:
+            exporter.stop()
+    assert got[("logind_dbus_up", frozenset())] == 0
+    assert got[("logind_up", frozenset())] == 1
+    assert sum(v for (name, _), v in got.items() if name == "logind_sessions") == 1
+    errors = got[("logind_exporter_errors_total", frozenset({("kind", "dbus")}))]
+    # 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5, 5 s apart: about 8 attempts in 9 s, never a tight loop.
+    attempts = len(bus.connections)
+    assert 5 <= attempts <= 10, bus.connections
+    assert errors == attempts
+    gaps = [b - a for a, b in zip(bus.connections, bus.connections[1:], strict=False)]
+    assert max(gaps) <= 5.5
+    assert gaps[-1] >= 3.0
+
+
+def test_signal_flood_neither_stalls_the_loop_nor_grows_memory(
+    tmp_path: Path, logind: LogindState
+) -> None:
+    logind.seat0()
+    with HostileBus(tmp_path / "bus", "flood") as bus:
+        exporter = start_exporter(f"--dbus.address={bus.address}",
+                                  "--refresh.resync-interval=0")
+        try:
+            pid = exporter.process.pid
+            time.sleep(2)
+            rss_start = rss_kib(pid)
+            # sd-login changes still reach /metrics promptly while the bus floods.
+            for n in range(5):
+                logind.session(str(n + 1), uid=1000 + n)
+                exporter.wait_for(partial(_sessions_are, n + 1), timeout=1.0,
+                                  what=f"session {n + 1} during the flood")
+                time.sleep(1)
+            rss_end = rss_kib(pid)
+            got = exporter.samples()
+        finally:
+            exporter.stop()
+    messages = got[("logind_exporter_dbus_messages_total", frozenset())]
+    assert messages > 10_000, messages
+    assert rss_end - rss_start < 5_000, (rss_start, rss_end)
