@@ -78,9 +78,8 @@ def test_fill_sessions_opens_real_sessions_up_to_the_count_asked(scene: Scene) -
         return ids if len(ids) == 3 else None
 
     mine = wait_until(logins, timeout=10, what="three sessions of the user")
-    for sid in mine:
+    for sid in mine:  # clean-up; how fast a release lets them go is not this test's concern
         scene.terminate(sid)
-        scene.wait_session_gone(sid)
 
 
 def test_wait_answering_fails_at_once_with_the_journal_when_the_unit_exits(

@@ -82,11 +82,16 @@ def test_unit_runs_the_packaged_program_and_is_enabled_and_started(
     shipped = (REPO / "deploy/systemd/login-exporter.service").read_text()
     assert unit == shipped.replace("/usr/local/bin/login-exporter", "/usr/bin/login-exporter")
     assert "ExecStart=/usr/bin/login-exporter $LOGIN_EXPORTER_ARGS" in unit
-    assert "DynamicUser=yes" in unit  # no system user to create or leave behind
+    assert "\nUser=login-exporter\n" in unit  # dbus-daemon drops DynamicUser connections
+    sysusers = (tmp_path / "usr/lib/sysusers.d/login-exporter.conf").read_text()
+    assert sysusers == (REPO / "deploy/systemd/login-exporter.sysusers").read_text()
     postinst = control_file(debian_package, "postinst")
     assert "deb-systemd-helper" in postinst and "enable" in postinst, postinst
     assert "deb-systemd-invoke" in postinst and "start" in postinst, postinst
-    assert "purge" in control_file(debian_package, "postrm")
+    # The user exists before the service first starts.
+    assert postinst.index("systemd-sysusers") < postinst.index("deb-systemd-invoke"), postinst
+    postrm = control_file(debian_package, "postrm")
+    assert "purge" in postrm and "userdel login-exporter" in postrm, postrm
 
 
 def test_lintian_reports_no_errors_or_warnings(debian_package: Path) -> None:
