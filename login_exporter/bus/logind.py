@@ -26,7 +26,6 @@ import selectors
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from types import MappingProxyType
 from typing import Any
 
 from jeepney.bus_messages import MatchRule, message_bus
@@ -35,14 +34,7 @@ from jeepney.wrappers import DBusAddress, new_method_call
 
 from login_exporter.bus.connection import Connection, ConnectionLost
 from login_exporter.bus.dirwatch import SHUTDOWN_DIR, DirectoryWatch, open_watch
-from login_exporter.bus.view import (
-    DISCONNECTED,
-    Inhibitor,
-    Power,
-    Presence,
-    SeatIdle,
-    SessionHints,
-)
+from login_exporter.bus.view import DISCONNECTED, Inhibitor, Presence, presence_from_properties
 
 log = logging.getLogger("login_exporter.bus")
 
@@ -457,51 +449,5 @@ class LogindBus:
             return DISCONNECTED
         if self._owner is None:
             return Presence(connected=True)
-        seats: dict[str, SeatIdle] = {}
-        for props in self._seats.values():
-            if props is not None and "Id" in props:
-                idle = bool(props.get("IdleHint", False))
-                since = props.get("IdleSinceHint", 0) / 1e6 if idle else 0.0
-                seats[str(props["Id"])] = SeatIdle(idle, since)
-        sessions: dict[str, SessionHints] = {}
-        for path, props in self._sessions.items():
-            if props is None:
-                continue
-            seat = props.get("Seat", ("", "/"))
-            sessions[path] = SessionHints(
-                seat=str(seat[0]), remote=bool(props.get("Remote", False)),
-                type=str(props.get("Type", "")), klass=str(props.get("Class", "")),
-                idle=bool(props.get("IdleHint", False)),
-                locked=bool(props.get("LockedHint", False)),
-            )
-        return Presence(
-            connected=True,
-            logind_owner=self._owner,
-            power=_power(self._manager),
-            seats=MappingProxyType(seats),
-            sessions=MappingProxyType(sessions),
-            inhibitors=self._inhibitors,
-        )
-
-
-def _optional_bool(props: dict[str, Any], name: str) -> bool | None:
-    value = props.get(name)
-    return None if value is None else bool(value)
-
-
-def _power(props: dict[str, Any]) -> Power:
-    idle = _optional_bool(props, "IdleHint")
-    scheduled = props.get("ScheduledShutdown")
-    shutdown: tuple[str, float] | None = None
-    if scheduled and scheduled[0] and scheduled[1]:
-        shutdown = (str(scheduled[0]), scheduled[1] / 1e6)
-    return Power(
-        idle=idle,
-        idle_since=props.get("IdleSinceHint", 0) / 1e6 if idle else 0.0,
-        preparing_for_shutdown=_optional_bool(props, "PreparingForShutdown"),
-        preparing_for_sleep=_optional_bool(props, "PreparingForSleep"),
-        scheduled_shutdown=shutdown,
-        lid_closed=_optional_bool(props, "LidClosed"),
-        docked=_optional_bool(props, "Docked"),
-        on_external_power=_optional_bool(props, "OnExternalPower"),
-    )
+        return presence_from_properties(self._owner, self._manager, self._seats.values(),
+                                        self._sessions, self._inhibitors)

@@ -5,9 +5,10 @@ The collector turns a :class:`Presence` into metric families; it never sees the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,3 +84,62 @@ class Presence:
 
 
 DISCONNECTED = Presence()
+
+
+def presence_from_properties(
+    owner: str,
+    manager: Mapping[str, Any],
+    seats: Iterable[Mapping[str, Any] | None],
+    sessions: Mapping[str, Mapping[str, Any] | None],
+    inhibitors: tuple[Inhibitor, ...],
+) -> Presence:
+    """Return the view of a connected bus on which ``owner`` holds org.freedesktop.login1, from
+    the properties read so far (None: an object whose GetAll has not answered yet)."""
+    seat_idle: dict[str, SeatIdle] = {}
+    for props in seats:
+        if props is not None and "Id" in props:
+            idle = bool(props.get("IdleHint", False))
+            since = props.get("IdleSinceHint", 0) / 1e6 if idle else 0.0
+            seat_idle[str(props["Id"])] = SeatIdle(idle, since)
+    hints: dict[str, SessionHints] = {}
+    for path, props in sessions.items():
+        if props is None:
+            continue
+        seat = props.get("Seat", ("", "/"))
+        hints[path] = SessionHints(
+            seat=str(seat[0]), remote=bool(props.get("Remote", False)),
+            type=str(props.get("Type", "")), klass=str(props.get("Class", "")),
+            idle=bool(props.get("IdleHint", False)),
+            locked=bool(props.get("LockedHint", False)),
+        )
+    return Presence(
+        connected=True,
+        logind_owner=owner,
+        power=_power(manager),
+        seats=MappingProxyType(seat_idle),
+        sessions=MappingProxyType(hints),
+        inhibitors=inhibitors,
+    )
+
+
+def _optional_bool(props: Mapping[str, Any], name: str) -> bool | None:
+    value = props.get(name)
+    return None if value is None else bool(value)
+
+
+def _power(props: Mapping[str, Any]) -> Power:
+    idle = _optional_bool(props, "IdleHint")
+    scheduled = props.get("ScheduledShutdown")
+    shutdown: tuple[str, float] | None = None
+    if scheduled and scheduled[0] and scheduled[1]:
+        shutdown = (str(scheduled[0]), scheduled[1] / 1e6)
+    return Power(
+        idle=idle,
+        idle_since=props.get("IdleSinceHint", 0) / 1e6 if idle else 0.0,
+        preparing_for_shutdown=_optional_bool(props, "PreparingForShutdown"),
+        preparing_for_sleep=_optional_bool(props, "PreparingForSleep"),
+        scheduled_shutdown=shutdown,
+        lid_closed=_optional_bool(props, "LidClosed"),
+        docked=_optional_bool(props, "Docked"),
+        on_external_power=_optional_bool(props, "OnExternalPower"),
+    )
