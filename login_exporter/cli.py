@@ -11,7 +11,7 @@ import os
 import re
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from prometheus_client import (
     GC_COLLECTOR,
@@ -71,25 +71,27 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _listen_address(text: str) -> str:
-    try:
-        parse_listen_address(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+def _checked_by(check: Callable[[str], object]) -> Callable[[str], str]:
+    """Return an argparse type that keeps the text when ``check`` accepts it; check's ValueError
+    becomes the flag's error (exit 2 naming the flag)."""
+
+    def convert(text: str) -> str:
+        try:
+            check(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    return convert
+
+
+_listen_address = _checked_by(parse_listen_address)
+_dbus_address = _checked_by(socket_path)
 
 
 def _telemetry_path(text: str) -> str:
     if not text.startswith("/") or any(c.isspace() for c in text):
         raise argparse.ArgumentTypeError(f"{text!r} must start with '/' and hold no spaces")
-    return text
-
-
-def _dbus_address(text: str) -> str:
-    try:
-        socket_path(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
     return text
 
 
