@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from types import TracebackType
 
 from tests.support import exporter as support
@@ -133,3 +134,14 @@ class Exporter:
     def rss_bytes(self) -> int:
         """VmRSS from /proc/PID/status, in bytes."""
         return proc.rss_kib(self.pid) * 1024
+
+
+def idle_wakeups(seconds: float) -> tuple[int, float]:
+    """(context switches, CPU ms) of an exporter left alone for ``seconds`` after one scrape."""
+    with Exporter() as exp:
+        exp.scrape()
+        time.sleep(1.0)  # let the scrape's connection close and the loop go back to sleep
+        ctx0, cpu0 = exp.context_switches(), exp.cpu_seconds()
+        time.sleep(seconds)
+        ctx1, cpu1 = exp.context_switches(), exp.cpu_seconds()
+    return ctx1 - ctx0, (cpu1 - cpu0) * 1e3

@@ -456,14 +456,7 @@ class Run:
         self.need_exporter()
         idle_s = self.plan.idle_s
         log(f"N={n}: idle {idle_s:g} s")
-        with Exporter() as exp:
-            exp.scrape()
-            time.sleep(1.0)  # let the scrape's connection close and the loop go back to sleep
-            ctx0, cpu0 = exp.context_switches(), exp.cpu_seconds()
-            time.sleep(idle_s)
-            ctx1, cpu1 = exp.context_switches(), exp.cpu_seconds()
-        wakeups = ctx1 - ctx0
-        cpu_ms = (cpu1 - cpu0) * 1e3
+        wakeups, cpu_ms = exporter.idle_wakeups(idle_s)
         nn = fmt_n(n)
         self.add(Row(f"idle {idle_s:g} s: wake-ups", nn, wakeups, "ctx switches", target="0",
                      met=wakeups == 0, note="all threads, /proc/PID/task/*/status"))

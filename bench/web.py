@@ -37,17 +37,6 @@ def scrape_repeats(repeats: int, seconds: float) -> list[latency.Latency]:
     return results
 
 
-def idle_wakeups(seconds: float) -> tuple[int, float]:
-    """(context switches, CPU ms) of an exporter left alone for ``seconds`` after one scrape."""
-    with Exporter() as exp:
-        exp.scrape()
-        time.sleep(1.0)  # let the scrape's connection close and the loop go back to sleep
-        ctx0, cpu0 = exp.context_switches(), exp.cpu_seconds()
-        time.sleep(seconds)
-        ctx1, cpu1 = exp.context_switches(), exp.cpu_seconds()
-    return ctx1 - ctx0, (cpu1 - cpu0) * 1e3
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse flags, measure, print the figures. Returns 0, or 1 when the exporter cannot run."""
     parser = argparse.ArgumentParser(prog="python3 -m bench.web", description=__doc__)
@@ -65,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"N={args.n}: {args.repeats} scrape runs of {args.seconds:g} s")
         results = scrape_repeats(args.repeats, args.seconds)
         log(f"idle {args.idle:g} s")
-        wakeups, cpu_ms = idle_wakeups(args.idle)
+        wakeups, cpu_ms = exporter.idle_wakeups(args.idle)
     p50s = [r.p50 * 1e3 for r in results]
     p99s = [r.p99 * 1e3 for r in results]
     errors = sum(r.errors for r in results)
