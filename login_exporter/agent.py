@@ -179,7 +179,7 @@ class Agent:
         if bus is None or view is None:
             return []
         self.totals.errors["dbus"] = bus.errors["dbus"]
-        return self._presence.build(view, bus.messages)
+        return self._presence.build(view, bus.messages, bus.dropped)
 
     # -- the loop ---------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ exported: the other values are unknown, not zero.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from prometheus_client.core import Metric
 
@@ -31,9 +31,11 @@ class PresenceFamilies:
         self._inhibitor_info = inhibitor_info
         self._sticky = _Sticky()
 
-    def build(self, presence: Presence, messages: int = 0) -> list[Metric]:
+    def build(self, presence: Presence, messages: int = 0,
+              dropped: Mapping[str, int] | None = None) -> list[Metric]:
         """Return the families for ``presence`` (logind_dbus_up alone while it is not up);
-        ``messages`` counts what the bus sent so far."""
+        ``messages`` counts what the bus sent so far, ``dropped`` what was refused of it, by
+        reason."""
         families = [_gauge(
             "logind_dbus_up",
             "1 while connected to the system bus and org.freedesktop.login1 has an owner.",
@@ -42,6 +44,13 @@ class PresenceFamilies:
             "logind_exporter_dbus_messages",
             "Messages (signals and replies) received from the system bus.",
             [], {(): float(messages)},
+        ), _counter(
+            "logind_exporter_bus_messages_dropped",
+            "Messages from the system bus that were not acted on, by reason: sender (not from "
+            "who may send it), unexpected (a call to us, a reply to no pending call), size "
+            "(over 16 MiB, skipped unread), signature (not the member's), property (a value of "
+            "another type than logind's; counted per property).",
+            ["reason"], {(reason,): float(count) for reason, count in (dropped or {}).items()},
         )]
         if presence.up:
             families.extend(self._power(presence))

@@ -2,25 +2,40 @@
 
 jeepney builds and parses the messages; this module only owns the socket: a non-blocking
 connect, the SASL EXTERNAL handshake pipelined with BEGIN (as sd-bus does, so no round trip
-waits on the loop), and bounded buffers both ways. Nothing here blocks, sleeps or spawns a
-thread: the caller registers :meth:`Connection.fileno` for reading (and for writing while
-:attr:`Connection.wants_write`) and calls :meth:`read` / :meth:`flush` when the fd is ready.
+waits on the loop), the framing of incoming messages, and bounded buffers both ways. Nothing
+here blocks, sleeps or spawns a thread: the caller registers :meth:`Connection.fileno` for
+reading (and for writing while :attr:`Connection.wants_write`) and calls :meth:`read` /
+:meth:`flush` when the fd is ready.
+
+Any local user may address a message to this connection, so :meth:`read` shows the caller each
+message's header (type, sender, size, signature) before its body is parsed or even buffered: a
+body the caller does not admit is skipped as its bytes arrive, whatever its size.
 """
 
 from __future__ import annotations
 
 import errno
 import socket
-from collections.abc import Iterator
+import struct
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from jeepney.bus import get_connectable_addresses
-from jeepney.low_level import Message, Parser
+from jeepney.low_level import Header, Message
+
+T = TypeVar("T")
 
 SYSTEM_BUS = "unix:path=/run/dbus/system_bus_socket"
 # Read at most this much per wake-up, so a flooding bus cannot keep the loop from its other fds.
 READ_CHUNK = 65536
-# A reply larger than this is refused (ListSessions at 10,000 sessions is about 0.6 MB).
+# A message larger than this is skipped unread (ListSessions at 10,000 sessions is about
+# 0.6 MB); a header larger than this is not even parsed (logind's and the bus's are < 1 KiB).
 MAX_MESSAGE = 16 * 1024 * 1024
+MAX_HEADER = 64 * 1024
+# The fixed part of every message: endianness, type, flags, version, body length, serial,
+# length of the header fields array.
+_FIXED = 16
+_ENDIANNESS = {ord("l"): "<I", ord("B"): ">I"}
 MAX_OUTGOING = 4 * 1024 * 1024
 MAX_AUTH_LINE = 8192
 # AUTH EXTERNAL with an empty authorization identity ("DATA" answers the server's challenge):
@@ -29,9 +44,38 @@ MAX_AUTH_LINE = 8192
 _AUTH = b"\0AUTH EXTERNAL\r\nDATA\r\nBEGIN\r\n"
 
 
+# Shown each message's header (None when the header itself is over MAX_HEADER) and the
+# message's whole size in bytes; answers whether the body is wanted.
+Admit = Callable[[Header | None, int], bool]
+
+
+def framed_sizes(fixed: bytes) -> tuple[int, int]:
+    """Return (header size, message size) in bytes from a message's first 16 bytes; the header
+    size includes the padding before the body.
+
+    Raises ValueError when the bytes do not start a D-Bus message (no endianness mark).
+    """
+    code = _ENDIANNESS.get(fixed[0])
+    if code is None:
+        raise ValueError(f"no endianness mark: {fixed[:1]!r}")
+    body = struct.unpack(code, fixed[4:8])[0]
+    fields = struct.unpack(code, fixed[12:16])[0]
+    header = _FIXED + fields + (-fields % 8)
+    return header, header + body
+
+
 class ConnectionLost(Exception):
     """The connection is unusable (closed by the bus, refused, or the bus broke the protocol);
     the message says why. The caller closes it and connects again later."""
+
+
+def _parsed(parse: Callable[[bytes], T], data: bytes) -> T:
+    """Return ``parse(data)``. Raises ConnectionLost for anything jeepney raises on bytes
+    that are not D-Bus (it raises many kinds)."""
+    try:
+        return parse(data)
+    except Exception as exc:
+        raise ConnectionLost(f"malformed message from the bus: {exc!r}") from exc
 
 
 def socket_path(address: str) -> str:
@@ -57,7 +101,8 @@ class Connection:
         self._outgoing = bytearray()
         self._auth_buffer = bytearray()
         self._authenticated = False
-        self._parser = Parser()
+        self._incoming = bytearray()
+        self._skip = 0
         self._serial = 0
 
     def open(self) -> None:
@@ -115,11 +160,13 @@ class Connection:
             raise ConnectionLost(f"writing to the bus failed: {exc}") from exc
         del self._outgoing[:sent]
 
-    def read(self) -> Iterator[Message]:
-        """Read what one recv() gives and yield the complete messages in it.
+    def read(self, admit: Admit) -> Iterator[Message]:
+        """Read what one recv() gives and yield the complete messages in it that ``admit``
+        wants; the others are dropped unparsed (``admit`` sees each message once, its header
+        as soon as it is buffered, and counts what it refuses).
 
-        Raises ConnectionLost on end of file, a refused handshake, a message over
-        MAX_MESSAGE, or bytes that are not D-Bus messages.
+        Raises ConnectionLost on end of file, a refused handshake, or bytes that are not
+        D-Bus messages.
         """
         if self._sock is None:
             raise ConnectionLost("not connected")
@@ -135,22 +182,38 @@ class Connection:
             data = self._authenticate(data)
             if not data:
                 return
-        parser = self._parser
-        parser.add_data(data)
-        try:
-            while True:
-                if parser.buf.bytes_buffered >= 16:
-                    size = parser.buf.bytes_buffered + parser.bytes_desired()
-                    if size > MAX_MESSAGE:
-                        raise ConnectionLost(f"a message of {size} bytes exceeds {MAX_MESSAGE}")
-                message = parser.get_next_message()
-                if message is None:
-                    return
-                yield message
-        except ConnectionLost:
-            raise
-        except Exception as exc:  # jeepney raises many kinds on garbage; all mean "not D-Bus"
-            raise ConnectionLost(f"malformed message from the bus: {exc!r}") from exc
+        if self._skip:
+            skipped = min(self._skip, len(data))
+            self._skip -= skipped
+            data = data[skipped:]
+        self._incoming += data
+        yield from self._frames(admit)
+
+    def _frames(self, admit: Admit) -> Iterator[Message]:
+        """Yield the admitted complete messages at the front of the incoming buffer; skip
+        the refused ones (setting ``_skip`` to what has not arrived yet of one).
+
+        Raises ConnectionLost when the buffer does not hold D-Bus messages.
+        """
+        buffer = self._incoming
+        while not self._skip and len(buffer) >= _FIXED:
+            header_size, size = _parsed(framed_sizes, bytes(buffer[:_FIXED]))
+            if header_size > MAX_HEADER:
+                wanted = admit(None, size)
+            elif len(buffer) < header_size:
+                return
+            else:
+                header, _ = _parsed(Header.from_buffer, bytes(buffer[:header_size]))
+                wanted = admit(header, size)
+            if not wanted or size > MAX_MESSAGE:  # never buffer more than MAX_MESSAGE
+                self._skip = max(0, size - len(buffer))
+                del buffer[:size]
+                continue
+            if len(buffer) < size:
+                return
+            message = _parsed(Message.from_buffer, bytes(buffer[:size]))
+            del buffer[:size]
+            yield message
 
     def _authenticate(self, data: bytes) -> bytes:
         """Consume the server's SASL lines; return the bytes after OK (the first messages)."""
@@ -177,5 +240,6 @@ class Connection:
         self._outgoing = bytearray()
         self._auth_buffer = bytearray()
         self._authenticated = False
-        self._parser = Parser()
+        self._incoming = bytearray()
+        self._skip = 0
         self._serial = 0

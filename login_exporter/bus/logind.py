@@ -14,9 +14,18 @@ OnExternalPower, a tty session's idle hint derived from its terminal's access ti
 again on every Manager read and on :meth:`LogindBus.resync`.
 
 Every method called is a read (Get/GetAll/List*, and the bus daemon's Hello, AddMatch,
-GetNameOwner), sent with NO_AUTO_START so a stopped logind is never started by us.
-Nothing blocks: the agent's selector drives everything through :meth:`fds`,
+GetNameOwner); the calls to logind carry NO_AUTO_START so a stopped logind is never started by
+us. Nothing blocks: the agent's selector drives everything through :meth:`fds`,
 :meth:`handle`, :meth:`deadline` and :meth:`tick`.
+
+Any local user can address a signal to our unique name (a unicast signal bypasses match rules),
+so nothing is believed for its contents alone. From each message's header, before its body is
+parsed: logind's signals are taken only from the unique name that owns org.freedesktop.login1
+(GetNameOwner, then NameOwnerChanged), NameOwnerChanged only from the bus itself, a reply only
+from the connection that was called and only while the call is pending; each with the
+signature its member has. Properties of another type than logind's are ignored. Everything
+refused is counted in :attr:`LogindBus.dropped` by reason (:data:`DROP_REASONS`), and nothing a
+message holds can raise out of :meth:`LogindBus.handle`: an error there resets the bus side.
 """
 
 from __future__ import annotations
@@ -26,19 +35,21 @@ import selectors
 import time
 from collections import Counter, deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from jeepney.bus_messages import MatchRule, message_bus
-from jeepney.low_level import HeaderFields, Message, MessageFlag, MessageType
+from jeepney.low_level import Header, HeaderFields, Message, MessageFlag, MessageType
 from jeepney.wrappers import DBusAddress, new_method_call
 
-from login_exporter.bus.connection import Connection, ConnectionLost
+from login_exporter.bus.connection import MAX_MESSAGE, Connection, ConnectionLost
 from login_exporter.bus.dirwatch import SHUTDOWN_DIR, DirectoryWatch, open_watch
 from login_exporter.bus.view import DISCONNECTED, Inhibitor, Presence, presence_from_properties
 
 log = logging.getLogger("login_exporter.bus")
 
 LOGIN1 = "org.freedesktop.login1"
+BUS_NAME = "org.freedesktop.DBus"  # the bus itself: the sender of NameOwnerChanged
 MANAGER_PATH = "/org/freedesktop/login1"
 MANAGER = "org.freedesktop.login1.Manager"
 SEAT = "org.freedesktop.login1.Seat"
@@ -55,12 +66,61 @@ MAX_IN_FLIGHT = 64
 # means something is wrong: start over rather than grow.
 MAX_QUEUED = 20000
 
+# Why a message was dropped: not from who may send it; nothing we asked for (a method call to
+# us, a reply to no pending call); over MAX_MESSAGE (skipped unread); a body of another
+# signature than its member's; a property of another type than logind's (counted per property).
+DROP_REASONS = ("sender", "unexpected", "size", "signature", "property")
+# Dropped-message counts are published at most this often (seconds): a flood of forgeries must
+# not make the exporter re-render its exposition for every message.
+DROPS_PUBLISH_DELAY = 1.0
+
+# The signals followed, by (interface, member), with the signature each has.
+SIGNALS = {
+    (PROPERTIES, "PropertiesChanged"): "sa{sv}as",
+    (MANAGER, "SessionNew"): "so",
+    (MANAGER, "SessionRemoved"): "so",
+    (MANAGER, "SeatNew"): "so",
+    (MANAGER, "SeatRemoved"): "so",
+    (MANAGER, "PrepareForShutdown"): "b",
+    (MANAGER, "PrepareForSleep"): "b",
+}
+NAME_OWNER_CHANGED = (BUS_NAME, "NameOwnerChanged")
+# The signature of each method's reply.
+REPLIES = {
+    "Hello": "s",
+    "AddMatch": "",
+    "GetNameOwner": "s",
+    "GetAll": "a{sv}",
+    "ListSeats": "a(so)",
+    "ListSessions": "a(susso)",
+    "ListInhibitors": "a(ssssuu)",
+}
+# The properties read, by interface, with logind's type of each; others are not kept.
+PROPERTY_TYPES = {
+    MANAGER: {
+        "IdleHint": "b", "IdleSinceHint": "t", "PreparingForShutdown": "b",
+        "PreparingForSleep": "b", "ScheduledShutdown": "(st)", "LidClosed": "b",
+        "Docked": "b", "OnExternalPower": "b", "BlockInhibited": "s", "DelayInhibited": "s",
+        "BlockWeakInhibited": "s",
+    },
+    SEAT: {"Id": "s", "IdleHint": "b", "IdleSinceHint": "t"},
+    SESSION: {
+        "Seat": "(so)", "Remote": "b", "Type": "s", "Class": "s", "IdleHint": "b",
+        "LockedHint": "b",
+    },
+}  # fmt: skip
+
 Handler = Callable[[bool, tuple[Any, ...]], None]
 
 
-def _unwrap(properties: dict[str, tuple[str, Any]]) -> dict[str, Any]:
-    """a{sv} as jeepney parses it ({name: (signature, value)}) -> {name: value}."""
-    return {name: value[1] for name, value in properties.items()}
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """A call awaiting its reply: from whom, with which signature, to whom it goes."""
+
+    generation: int
+    handler: Handler
+    callee: str
+    signature: str
 
 
 def _login1_call(path: str, interface: str, method: str, signature: str | None = None,
@@ -87,9 +147,12 @@ class LogindBus:
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.address = address
-        self.changed = True
         self.errors: Counter[str] = Counter()
         self.messages = 0
+        self.dropped: Counter[str] = Counter({reason: 0 for reason in DROP_REASONS})
+        self._view_changed = True
+        self._counts_changed = False
+        self._drops_due: float | None = None
         self._connection = Connection(address)
         self._clock = clock
         self._wall_clock = wall_clock
@@ -100,7 +163,7 @@ class LogindBus:
         self._generation = 0
         self._queue: deque[tuple[Any, Message, Handler]] = deque()
         self._queued_keys: set[Any] = set()
-        self._in_flight: dict[int, tuple[int, Handler]] = {}
+        self._in_flight: dict[int, _Call] = {}
         self._manager: dict[str, Any] = {}
         self._seats: dict[str, dict[str, Any] | None] = {}
         self._sessions: dict[str, dict[str, Any] | None] = {}
@@ -129,9 +192,14 @@ class LogindBus:
             wanted[self._watch.fileno()] = selectors.EVENT_READ
         return wanted
 
+    @property
+    def changed(self) -> bool:
+        """Whether :meth:`view` or the counters would differ from what was last taken."""
+        return self._view_changed or self._counts_changed
+
     def handle(self, fd: int, events: int) -> None:
         """Process a ready fd: read and apply messages, write queued calls. Never raises for
-        anything the bus does (a broken connection is closed and retried later)."""
+        anything the bus or a peer on it does (the bus side is reset and retried later)."""
         try:
             if self._watch is not None and fd == self._watch.fileno():
                 if self._watch.drain() and self._owner is not None:
@@ -144,18 +212,25 @@ class LogindBus:
             if events & selectors.EVENT_WRITE:
                 self._connection.flush()
             if events & selectors.EVENT_READ:
-                for message in self._connection.read():
-                    self.messages += 1
+                for message in self._connection.read(self._admit):
                     self._dispatch(message)
         except ConnectionLost as exc:
             self._lost(str(exc))
+        except Exception as exc:  # a message nothing here foresaw: never the process's end
+            log.exception("unexpected error following logind's bus")
+            self._lost(f"unexpected error: {exc!r}")
 
     def deadline(self) -> float | None:
-        """When tick() should run next (a reconnect attempt), in clock() seconds; None: never."""
-        return self._retry_at
+        """When tick() should run next (a reconnect attempt, or dropped messages to publish),
+        in clock() seconds; None: never."""
+        due = [at for at in (self._retry_at, self._drops_due) if at is not None]
+        return min(due) if due else None
 
     def tick(self, now: float) -> None:
-        """Reconnect when the back-off has passed."""
+        """Reconnect when the back-off has passed; mark dropped messages for publication."""
+        if self._drops_due is not None and now >= self._drops_due:
+            self._drops_due = None
+            self._counts_changed = True
         if self._retry_at is not None and now >= self._retry_at:
             self._retry_at = None
             self._connect()
@@ -178,9 +253,10 @@ class LogindBus:
     def view(self) -> Presence:
         """Return the current view (immutable; rebuilt only after a change) and clear
         ``changed``."""
-        if self.changed:
+        if self._view_changed:
             self._view = self._build_view()
-            self.changed = False
+            self._view_changed = False
+        self._counts_changed = False
         return self._view
 
     def close(self) -> None:
@@ -200,20 +276,20 @@ class LogindBus:
             self._schedule_retry()
             return
         try:
-            self._send_raw(message_bus.Hello(), self._on_hello)
+            self._send_raw(message_bus.Hello(), self._on_hello, BUS_NAME)
             for rule in (
                 MatchRule(type="signal", sender=LOGIN1),
                 self._owner_rule(),
             ):
-                self._send_raw(message_bus.AddMatch(rule), self._on_match_added)
-            self._send_raw(message_bus.GetNameOwner(LOGIN1), self._on_owner)
+                self._send_raw(message_bus.AddMatch(rule), self._on_match_added, BUS_NAME)
+            self._send_raw(message_bus.GetNameOwner(LOGIN1), self._on_owner, BUS_NAME)
         except ConnectionLost as exc:
             self._lost(str(exc))
 
     @staticmethod
     def _owner_rule() -> MatchRule:
-        rule = MatchRule(type="signal", sender="org.freedesktop.DBus",
-                         interface="org.freedesktop.DBus", member="NameOwnerChanged")
+        rule = MatchRule(type="signal", sender=BUS_NAME, interface=BUS_NAME,
+                         member="NameOwnerChanged")
         rule.add_arg_condition(0, LOGIN1)
         return rule
 
@@ -243,13 +319,18 @@ class LogindBus:
         self._seats = {}
         self._sessions = {}
         self._inhibitors = ()
-        self.changed = True
+        self._queue.clear()  # calls to the logind that was: their answers would not count
+        self._queued_keys.clear()
+        self._view_changed = True
 
     # -- calls ---------------------------------------------------------------------------------
 
-    def _send_raw(self, message: Message, handler: Handler) -> None:
+    def _send_raw(self, message: Message, handler: Handler, callee: str) -> None:
+        """Send a call whose reply ``handler`` takes; only ``callee`` (a unique name, or the
+        bus) may answer it. Raises ConnectionLost."""
+        member = message.header.fields[HeaderFields.member]
         serial = self._connection.send(message)
-        self._in_flight[serial] = (self._generation, handler)
+        self._in_flight[serial] = _Call(self._generation, handler, callee, REPLIES[member])
 
     def _request(self, key: Any, message: Message, handler: Handler) -> None:
         """Queue a call to logind; a call already queued (not yet sent) under ``key`` makes
@@ -262,27 +343,83 @@ class LogindBus:
         self._queue.append((key, message, handler))
 
     def _pump(self) -> None:
-        while self._queue and len(self._in_flight) < MAX_IN_FLIGHT:
+        while self._owner is not None and self._queue and len(self._in_flight) < MAX_IN_FLIGHT:
             key, message, handler = self._queue.popleft()
             self._queued_keys.discard(key)
-            self._send_raw(message, handler)
+            self._send_raw(message, handler, self._owner)
+
+    def _drop(self, reason: str) -> bool:
+        """Count a refused message (or property) under ``reason``; return False (not wanted)."""
+        self.dropped[reason] += 1
+        if self._drops_due is None:
+            self._drops_due = self._clock() + DROPS_PUBLISH_DELAY
+        return False
+
+    def _admit(self, header: Header | None, size: int) -> bool:
+        """Return whether a message is wanted, from its header alone (None: a header too large
+        to read) and its size in bytes; count what is refused. Raises ConnectionLost when
+        logind answers a call with more than MAX_MESSAGE bytes."""
+        self.messages += 1
+        if header is None:
+            return self._drop("size")
+        fields = header.fields
+        sender = fields.get(HeaderFields.sender)
+        signature = fields.get(HeaderFields.signature, "")
+        kind = header.message_type
+        if kind in (MessageType.method_return, MessageType.error):
+            serial = fields.get(HeaderFields.reply_serial, 0)
+            call = self._in_flight.get(serial)
+            if call is None:
+                return self._drop("unexpected")
+            # The bus answers errors for a callee that is gone or never answers.
+            if sender != call.callee and not (kind is MessageType.error and sender == BUS_NAME):
+                return self._drop("sender")
+            if size > MAX_MESSAGE:
+                raise ConnectionLost(f"an answer of {size} bytes exceeds {MAX_MESSAGE}")
+            if kind is MessageType.method_return and signature != call.signature:
+                self._answer(serial, ok=False, body=())
+                return self._drop("signature")
+            return True
+        if kind is not MessageType.signal:
+            return self._drop("unexpected")
+        member = (fields.get(HeaderFields.interface), fields.get(HeaderFields.member))
+        if member == NAME_OWNER_CHANGED:
+            expected: str | None = "sss"
+            if sender != BUS_NAME:
+                return self._drop("sender")
+        else:
+            if sender is None or sender != self._owner:
+                return self._drop("sender")
+            expected = SIGNALS.get(member)
+            if expected is None:  # logind's, but not one we follow
+                return False
+        if size > MAX_MESSAGE:
+            return self._drop("size")
+        if signature != expected:
+            return self._drop("signature")
+        return True
+
+    def _answer(self, serial: int, ok: bool, body: tuple[Any, ...]) -> None:
+        """Hand a reply to the call awaiting it (if it is still of this logind's time)."""
+        call = self._in_flight.pop(serial, None)
+        if call is not None and call.generation == self._generation:
+            call.handler(ok, body)
 
     def _dispatch(self, message: Message) -> None:
+        """Act on an admitted message (its sender and signature are checked)."""
         header = message.header
         kind = header.message_type
         if kind in (MessageType.method_return, MessageType.error):
-            entry = self._in_flight.pop(header.fields.get(HeaderFields.reply_serial, -1), None)
-            if entry is not None and entry[0] == self._generation:
-                entry[1](kind is MessageType.method_return, message.body)
-            self._pump()
-        elif kind is MessageType.signal:
+            self._answer(header.fields[HeaderFields.reply_serial],
+                         kind is MessageType.method_return, message.body)
+        else:
             self._on_signal(
                 header.fields.get(HeaderFields.path, ""),
                 header.fields.get(HeaderFields.interface, ""),
                 header.fields.get(HeaderFields.member, ""),
                 message.body,
             )
-            self._pump()
+        self._pump()
 
     # -- answers -------------------------------------------------------------------------------
 
@@ -291,7 +428,7 @@ class LogindBus:
             raise ConnectionLost(f"the bus refused Hello: {body!r}")
         self._connected = True
         self._retry_delay = RETRY_FIRST
-        self.changed = True
+        self._view_changed = True
         log.info("connected to the system bus", extra={"address": self.address})
 
     def _on_match_added(self, ok: bool, body: tuple[Any, ...]) -> None:
@@ -327,8 +464,8 @@ class LogindBus:
 
     def _on_manager(self, ok: bool, body: tuple[Any, ...]) -> None:
         if ok:
-            self._manager.update(_unwrap(body[0]))
-            self.changed = True
+            self._manager.update(self._properties(MANAGER, body[0]))
+            self._view_changed = True
 
     def _on_seat_list(self, ok: bool, body: tuple[Any, ...]) -> None:
         if ok:
@@ -336,7 +473,7 @@ class LogindBus:
             self._seats = {path: self._seats.get(path) for path in paths}
             for path in paths:
                 self._read_object(path, SEAT, self._seats)
-            self.changed = True
+            self._view_changed = True
 
     def _on_session_list(self, ok: bool, body: tuple[Any, ...]) -> None:
         if ok:
@@ -344,7 +481,7 @@ class LogindBus:
             self._sessions = {path: self._sessions.get(path) for path in paths}
             for path in paths:
                 self._read_object(path, SESSION, self._sessions)
-            self.changed = True
+            self._view_changed = True
 
     def _read_object(self, path: str, interface: str,
                      objects: dict[str, dict[str, Any] | None]) -> None:
@@ -353,8 +490,8 @@ class LogindBus:
             if not ok:  # gone meanwhile (UnknownObject): its Removed signal came or comes
                 table.pop(path, None)
             elif path in table:
-                table[path] = _unwrap(body[0])
-            self.changed = True
+                table[path] = self._properties(interface, body[0])
+            self._view_changed = True
 
         objects.setdefault(path, None)
         self._request(("GetAll", path), _get_all(path, interface), answered)
@@ -375,12 +512,28 @@ class LogindBus:
             since = seen.pop(0) if seen else now
             fresh.append(Inhibitor(what, who, why, mode, int(uid), int(pid), since))
         self._inhibitors = tuple(fresh)
-        self.changed = True
+        self._view_changed = True
+
+    def _properties(self, interface: str, properties: dict[str, tuple[str, Any]]) -> dict[str, Any]:
+        """Return the properties of ``interface`` that the view uses, from a{sv} as jeepney
+        parses it ({name: (signature, value)}), as {name: value}; a value of another type than
+        logind's is left out and counted."""
+        types = PROPERTY_TYPES[interface]
+        values: dict[str, Any] = {}
+        for name, (signature, value) in properties.items():
+            expected = types.get(name)
+            if expected is None:
+                continue
+            if signature != expected:
+                self._drop("property")
+                continue
+            values[name] = value
+        return values
 
     # -- signals -------------------------------------------------------------------------------
 
     def _on_signal(self, path: str, interface: str, member: str, body: tuple[Any, ...]) -> None:
-        if member == "NameOwnerChanged" and interface == "org.freedesktop.DBus":
+        if (interface, member) == NAME_OWNER_CHANGED:
             if body and body[0] == LOGIN1:
                 self._set_owner(str(body[2]))
             return
@@ -395,7 +548,7 @@ class LogindBus:
                 self._read_object(str(body[1]), SESSION, self._sessions)
             else:
                 self._sessions.pop(str(body[1]), None)
-                self.changed = True
+                self._view_changed = True
             # The Manager's and the seats' idle hints are computed over their sessions: one
             # more or one fewer changes them, and logind announces no change of them then.
             self._request(("GetAll", MANAGER_PATH), _get_all(MANAGER_PATH, MANAGER),
@@ -406,17 +559,19 @@ class LogindBus:
             self._read_object(str(body[1]), SEAT, self._seats)
         elif member == "SeatRemoved":
             self._seats.pop(str(body[1]), None)
-            self.changed = True
+            self._view_changed = True
         elif member in ("PrepareForShutdown", "PrepareForSleep"):
             self._manager["PreparingFor" + member.removeprefix("PrepareFor")] = bool(body[0])
-            self.changed = True
+            self._view_changed = True
             # Lid, dock and power may differ after a resume; a shutdown may have been cleared.
             self._request(("GetAll", MANAGER_PATH), _get_all(MANAGER_PATH, MANAGER),
                           self._on_manager)
 
     def _on_properties_changed(self, path: str, body: tuple[Any, ...]) -> None:
         interface, changed, invalidated = body
-        values = _unwrap(changed)
+        if interface not in PROPERTY_TYPES:
+            return
+        values = self._properties(interface, changed)
         if path == MANAGER_PATH and interface == MANAGER:
             self._manager.update(values)
             if INHIBITED.intersection(values) or INHIBITED.intersection(invalidated):
@@ -429,7 +584,7 @@ class LogindBus:
             self._apply(self._sessions, path, SESSION, values, invalidated)
         else:
             return
-        self.changed = True
+        self._view_changed = True
 
     def _apply(self, objects: dict[str, dict[str, Any] | None], path: str, interface: str,
                values: dict[str, Any], invalidated: list[str]) -> None:
