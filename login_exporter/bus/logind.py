@@ -387,6 +387,8 @@ class LogindBus:
             expected: str | None = "sss"
             if sender != BUS_NAME:
                 return self._drop("sender")
+        elif sender == BUS_NAME:  # the bus's own notices to us (NameAcquired): not followed
+            return False
         else:
             if sender is None or sender != self._owner:
                 return self._drop("sender")

@@ -260,6 +260,12 @@ def test_replies_only_from_the_callee_and_only_to_pending_calls(
     assert bus.settled and bus.view().power.idle is False
 
 
+def test_the_bus_s_own_notices_are_not_counted(wired: tuple[ScriptedBus, LogindBus]) -> None:
+    peer, bus = wired
+    deliver(peer, bus, signal(DAEMON, DBUS_PATH, DAEMON, "NameAcquired", "s", (US,)))
+    assert sum(bus.dropped.values()) == 0
+
+
 def test_a_method_call_to_the_exporter_is_dropped(wired: tuple[ScriptedBus, LogindBus]) -> None:
     peer, bus = wired
     header = new_header(MessageType.method_call)
