@@ -1,7 +1,8 @@
 """Fixtures for the end-to-end suite: ONE booted container for the whole run, the exporter and
 node_exporter inside it, a real Prometheus on the host scraping them.
 
-Ports (127.0.0.1): 19800 exporter, 19801 node_exporter, 19802 Prometheus, 19803-19809 spare.
+Ports (127.0.0.1): 19800 exporter, 19801 node_exporter, 19802 Prometheus, 19803-19809 spare
+(19804: this machine's exporter, 19805: the exporter under attack in test_bus_attacker.py).
 None of these tests may use the ``logind`` fixture: the container has its own /run.
 """
 

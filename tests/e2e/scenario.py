@@ -10,7 +10,7 @@ import itertools
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -25,6 +25,8 @@ NODE_EXPORTER_PORT = 19801
 PROMETHEUS_PORT = 19802
 SPARE_EXPORTER_PORT = 19803
 HOST_EXPORTER_PORT = 19804  # this machine's exporter reading a newer release's /run/systemd
+ATTACKED_EXPORTER_PORT = 19805  # the exporter as its own system user, under attack
+EXPORTER_USER = "login-exporter"  # deploy/systemd/login-exporter.sysusers
 
 LABEL_VALUE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 USER_STATES = ("offline", "lingering", "online", "active", "closing")
@@ -397,15 +399,22 @@ class Service:
     """A long-running program inside the container, run by its PID 1 as a transient unit."""
 
     def __init__(self, c: Container, unit: str, argv: list[str], *, cwd: str = PROJECT,
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None, properties: Sequence[str] = ()) -> None:
         self.c, self.unit, self.argv, self.cwd = c, unit, argv, cwd
         self.env = dict(env or {})
+        self.properties = tuple(properties)  # unit properties (systemd-run -p), e.g. User=
 
     def start(self) -> None:
         env = [a for k, v in self.env.items() for a in ("-E", f"{k}={v}")]
+        props = [a for p in self.properties for a in ("-p", p)]
         self.c.run(["systemd-run", "--quiet", f"--unit={self.unit}", "-p",
                     f"WorkingDirectory={self.cwd}", "-E", "PYTHONUNBUFFERED=1",
-                    "-E", "PYTHONDONTWRITEBYTECODE=1", *env, *self.argv])
+                    "-E", "PYTHONDONTWRITEBYTECODE=1", *props, *env, *self.argv])
+
+    def main_pid(self) -> int:
+        """The unit's main process id inside the container (0 when it is not running)."""
+        return int(self.c.run(["systemctl", "show", "-p", "MainPID", "--value", self.unit])
+                   .stdout.strip() or 0)
 
     def is_active(self) -> bool:
         r = self.c.run(["systemctl", "is-active", self.unit], check=False)
@@ -438,15 +447,34 @@ class Service:
         self.c.run(["systemctl", "reset-failed", self.unit], check=False)
 
 
-def exporter_service(c: Container, port: int, *extra: str, host: bool = False) -> Service:
+def exporter_service(c: Container, port: int, *extra: str, host: bool = False,
+                     user: str | None = None) -> Service:
     """The exporter from the working tree (bound read-only at /project), in the container; with
     ``host``, run by this machine's Python with this machine's libsystemd (a root filesystem's
-    container has both bound in)."""
+    container has both bound in); with ``user``, as that user (see :func:`exporter_user`)."""
     python, env = c.python, {}
     if host and c.lower is not None:
         python, env = c.host_python, {"LD_LIBRARY_PATH": c.host_libsystemd}
+    properties = [f"User={user}", f"Group={user}"] if user else []
     return Service(c, unique("e2e-login-exporter-"), [
         python, "-m", "login_exporter", f"--web.listen-address=127.0.0.1:{port}",
         "--refresh.debounce=10ms", *extra,
-    ], env=env)
+    ], env=env, properties=properties)
+
+
+def exporter_user(c: Container) -> str:
+    """Create the shipped unit's system user inside (systemd-sysusers with the packaged
+    deploy/systemd/login-exporter.sysusers; a no-op when it exists) and let it run the
+    container's exporter interpreter. Returns the user's name.
+
+    On an overlay of / that interpreter may live under /root (mode 0700 on the host): the
+    overlay's /root, not the host's, gets o+x so that the user can reach it.
+    """
+    c.run(["systemd-sysusers", f"{PROJECT}/deploy/systemd/login-exporter.sysusers"])
+    c.run(["id", EXPORTER_USER])
+    if c.python.startswith("/root/"):
+        c.run(["chmod", "o+x", "/root"])
+    c.run(["runuser", "-u", EXPORTER_USER, "--", c.python, "-c",
+           "import jeepney, prometheus_client"])
+    return EXPORTER_USER
 
