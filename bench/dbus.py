@@ -7,17 +7,23 @@ own user runs a driver (jeepney, one connection) that calls SetIdleHint on its s
 1. signal to /metrics: SetIdleHint toggled every 150 ms (beyond the debounce); logind emits
    PropertiesChanged before it answers the call, so from the answer on, the host scrapes
    /metrics in a tight loop until logind_sessions_idle shows the new value. p50/p99/max.
-2. flood: SetIdleHint at 1,000 calls/s for 30 s (4 signals each: session, seat, user,
+2. forged flood: another user with a session sends the exporter forged SessionNew signals
+   (tests/e2e/attacker.py storm) as fast as the bus takes them while the first user toggles
+   its idle hint as in 1: signal to /metrics p50/p99/max meanwhile (target: within 1 s), the
+   forgeries dropped, the exporter's CPU.
+3. flood: SetIdleHint at 1,000 calls/s for 30 s (4 signals each: session, seat, user,
    manager); the exporter's CPU time over that window (all threads, /proc/PID/stat), the
    messages it received, and whether its numbers equal busctl's right after the last call.
-3. idle: 60 s with the bus connected and nothing happening; context switches of every thread
+4. idle: 60 s with the bus connected and nothing happening; context switches of every thread
    of the exporter (voluntary + involuntary, /proc/PID/task/*/status): a wake-up is one.
-4. CPU per message, in-process: jeepney parsing a captured PropertiesChanged signal.
+5. CPU per message, in-process: jeepney parsing a captured PropertiesChanged signal, and the
+   exporter's screening of one forged signal (header read, refused, skipped unparsed).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -83,8 +89,10 @@ def _cpu_seconds(c: Container, pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def _parse_cost(n: int = 20000) -> float:
-    """Microseconds jeepney needs to parse one PropertiesChanged signal of a session."""
+def _parse_cost(n: int = 20000) -> tuple[float, float]:
+    """Microseconds jeepney needs to parse one PropertiesChanged signal of a session, and the
+    exporter's connection needs to refuse and skip one from a sender it does not believe."""
+    from login_exporter.bus.connection import Connection
     from tests.reliability.hostile_bus import flood_message
 
     raw = flood_message(7)
@@ -93,10 +101,44 @@ def _parse_cost(n: int = 20000) -> float:
     for _ in range(n):
         parser.add_data(raw)
         parser.get_next_message()
-    return (time.perf_counter() - started) / n * 1e6
+    parse = (time.perf_counter() - started) / n * 1e6
+    connection = Connection("unix:path=/nonexistent")
+    batch = raw * 200
+    started = time.perf_counter()
+    for _ in range(n // 200):
+        connection._incoming += batch
+        for _message in connection._frames(lambda header, size: False):
+            raise AssertionError("a refused message was parsed")
+    return parse, (time.perf_counter() - started) / n * 1e6
 
 
-def run(rounds: int, flood_rate: float, flood_seconds: float, idle_seconds: float) -> None:
+def _toggle_latencies(driver: subprocess.Popen[str], session: requests.Session, url: str,
+                      rounds: int) -> list[float]:
+    """Toggle the session's idle hint ``rounds`` times, 150 ms apart; return, sorted, the ms
+    from each SetIdleHint's answer to the first /metrics showing it."""
+    assert driver.stdin is not None and driver.stdout is not None
+    latencies = []
+    for i in range(rounds):
+        want = float(i % 2 == 0)
+        driver.stdin.write(f"set {int(want)}\n")
+        driver.stdin.flush()
+        answered = float(driver.stdout.readline().split()[1])
+        line = IDLE_LINE + f"{want:.1f}\n"  # a substring test: parsing would add ms
+        while line not in session.get(url, timeout=5).text:
+            pass
+        latencies.append((time.monotonic() - answered) * 1000)
+        time.sleep(0.15)
+    return sorted(latencies)
+
+
+def _summary(latencies: list[float]) -> str:
+    p99 = latencies[max(0, int(len(latencies) * 0.99) - 1)]
+    return (f"p50 {statistics.median(latencies):.2f} ms, p99 {p99:.2f} ms, "
+            f"max {latencies[-1]:.2f} ms")
+
+
+def run(rounds: int, forged: int, flood_rate: float, flood_seconds: float,
+        idle_seconds: float) -> None:
     """Boot, measure, print; the container is always torn down."""
     c = Container()
     c.boot()
@@ -125,21 +167,35 @@ def run(rounds: int, flood_rate: float, flood_seconds: float, idle_seconds: floa
         session = requests.Session()
         url = f"http://127.0.0.1:{PORT}/metrics"
 
-        latencies = []
-        for i in range(rounds):
-            want = float(i % 2 == 0)
-            driver.stdin.write(f"set {int(want)}\n")
-            driver.stdin.flush()
-            answered = float(driver.stdout.readline().split()[1])
-            line = IDLE_LINE + f"{want:.1f}\n"  # a substring test: parsing would add ms
-            while line not in session.get(url, timeout=5).text:
-                pass
-            latencies.append((time.monotonic() - answered) * 1000)
-            time.sleep(0.15)
-        latencies.sort()
-        p99 = latencies[max(0, int(len(latencies) * 0.99) - 1)]
-        print(f"signal to /metrics over {rounds} toggles: p50 {statistics.median(latencies):.2f} "
-              f"ms, p99 {p99:.2f} ms, max {latencies[-1]:.2f} ms (target p99 <= 5 ms)")
+        latencies = _toggle_latencies(driver, session, url, rounds)
+        print(f"signal to /metrics over {rounds} toggles: {_summary(latencies)} "
+              f"(target p99 <= 5 ms)")
+
+        attacker = scene.add_user("attacker")
+        scene.pam_session(attacker, session_type="tty", session_class="user")
+        dropped0 = scrape(PORT).value("logind_exporter_bus_messages_dropped_total",
+                                      reason="sender")
+        cpu0 = _cpu_seconds(c, pid)
+        storm = subprocess.Popen(
+            c._nsenter(["runuser", "-u", attacker, "--", "/usr/bin/python3",
+                        "/project/tests/e2e/attacker.py", "--pid", str(pid), "storm",
+                        "--count", str(forged)]),
+            stdout=subprocess.PIPE, text=True)
+        time.sleep(0.5)  # the storm under way
+        latencies = _toggle_latencies(driver, session, url, max(rounds // 4, 10))
+        during = storm.poll() is None
+        out, _ = storm.communicate(timeout=600)
+        sent = json.loads(out.splitlines()[-1])
+        cpu = _cpu_seconds(c, pid) - cpu0
+        time.sleep(1.5)  # dropped counts are published within a second
+        dropped = scrape(PORT).value("logind_exporter_bus_messages_dropped_total",
+                                     reason="sender") - dropped0
+        print(f"forged flood: {sent['delivered']} forged SessionNew delivered in "
+              f"{sent['seconds']:.1f} s ({sent['delivered'] / sent['seconds']:.0f}/s), "
+              f"{dropped:.0f} dropped (reason sender), exporter CPU {cpu:.2f} s; the owner's "
+              f"idle hint meanwhile ({len(latencies)} toggles, flood "
+              f"{'still running at the end' if during else 'ended before the last toggle'}): "
+              f"{_summary(latencies)} (target: within 1 s)")
 
         before_msgs = scrape(PORT).value("logind_exporter_dbus_messages_total")
         cpu0 = _cpu_seconds(c, pid)
@@ -168,8 +224,9 @@ def run(rounds: int, flood_rate: float, flood_seconds: float, idle_seconds: floa
         up = scrape(PORT).value("logind_dbus_up")
         print(f"idle {idle_seconds:.0f} s connected (logind_dbus_up {up:.0f}): {switches} "
               f"context switches over all threads, CPU {cpu:.2f} s (target 0 wake-ups)")
-        print(f"jeepney parse of one PropertiesChanged signal, in-process: "
-              f"{_parse_cost():.1f} us")
+        parse, skip = _parse_cost()
+        print(f"one PropertiesChanged signal, in-process: jeepney parse {parse:.1f} us; "
+              f"refused and skipped unparsed {skip:.1f} us")
     finally:
         c.close()
 
@@ -178,11 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the arguments and run the bench."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--forged", type=int, default=100_000,
+                        help="forged signals the other user sends")
     parser.add_argument("--flood-rate", type=float, default=1000.0)
     parser.add_argument("--flood-seconds", type=float, default=30.0)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     args = parser.parse_args(argv)
-    run(args.rounds, args.flood_rate, args.flood_seconds, args.idle_seconds)
+    run(args.rounds, args.forged, args.flood_rate, args.flood_seconds, args.idle_seconds)
     return 0
 
 

@@ -63,7 +63,8 @@ def properties_changed(sender: str, path: str, interface: str, values: dict[str,
 
 class ScriptedBus:
     """Accepts the LogindBus's connection on ``path`` and answers its calls as the daemon and
-    logind would. ``manager``, ``seat`` and ``session`` hold the properties served."""
+    logind would. ``manager``, ``seat`` and ``session`` hold the properties served; ``sessions``
+    maps each session's path to its properties (``session`` is SESSION's)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -80,6 +81,8 @@ class ScriptedBus:
         self.session: dict[str, tuple[str, Any]] = {
             "Seat": ("(so)", ("seat0", SEAT0)), "Remote": ("b", False), "Type": ("s", "x11"),
             "Class": ("s", "user"), "IdleHint": ("b", False), "LockedHint": ("b", False)}
+        self.sessions = {SESSION: self.session}
+        self.most_in_flight = 0  # the most calls the bus had waiting for an answer at once
         self.calls: list[Message] = []
         self.held: list[Message] = []  # calls left unanswered while ``hold`` is set
         self.hold = False
@@ -166,7 +169,9 @@ class ScriptedBus:
                 return True
             data = self._handshake.split(b"BEGIN\r\n", 1)[1]
             self.send_raw(_OK)
-        for call in self._parser.feed(data):
+        calls = self._parser.feed(data)
+        self.most_in_flight = max(self.most_in_flight, len(calls) + len(self.held))
+        for call in calls:
             self.calls.append(call)
             if self.hold:
                 self.held.append(call)
@@ -186,14 +191,15 @@ class ScriptedBus:
             return reply(DAEMON, serial, signature, body)
         if member == "GetAll":
             table = {"/org/freedesktop/login1": self.manager, SEAT0: self.seat,
-                     SESSION: self.session}.get(str(path))
+                     **self.sessions}.get(str(path))
             if table is None:
                 return reply(LOGIND, serial, "s", ("no such object",),
                              error="org.freedesktop.DBus.Error.UnknownObject")
             return reply(LOGIND, serial, "a{sv}", (table,))
         lists: dict[str, tuple[str, tuple[Any, ...]]] = {
             "ListSeats": ("a(so)", ([("seat0", SEAT0)],)),
-            "ListSessions": ("a(susso)", ([("31", 1000, "alice", "seat0", SESSION)],)),
+            "ListSessions": ("a(susso)", ([(p.rsplit("/", 1)[1], 1000, "alice", "seat0", p)
+                                           for p in self.sessions],)),
             "ListInhibitors": ("a(ssssuu)", ([],)),
         }
         signature, body = lists[member]
