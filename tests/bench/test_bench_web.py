@@ -24,3 +24,17 @@ def test_web_bench_prints_scrape_latency_and_idle_wakeups() -> None:
         assert all(float(value) > 0 for value in match.groups())
     assert re.search(r"^scrapes/s: median [\d,]+; non-2xx: 0$", done.stdout, re.MULTILINE)
     assert re.search(r"^idle 1 s: \d+ context switches, \d+ ms CPU$", done.stdout, re.MULTILINE)
+
+
+def test_web_bench_hold_prints_the_scrapes_from_another_address() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.web", "--hold", "--n", "10", "--seconds", "1"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert re.search(r"^held from 127\.0\.0\.1: \d+ of 512 connection slots$",
+                     done.stdout, re.MULTILINE), done.stdout  # fmt: skip
+    assert re.search(r"^scrapes from 127\.0\.0\.2: \d+/[1-9]\d* answered 200 \([\d.]+ %\)$",
+                     done.stdout, re.MULTILINE), done.stdout  # fmt: skip
+    assert re.search(r"^scrape p50 ms: (n/a|[\d.]+); p99 ms: (n/a|[\d.]+) \(200 answers only\)$",
+                     done.stdout, re.MULTILINE), done.stdout  # fmt: skip
