@@ -59,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.hold:
             log(f"N={args.n}: scraping from {hold.SCRAPER} for {args.seconds:g} s while "
                 f"{hold.ATTACKER} holds connections")  # fmt: skip
-            held = hold.measure(args.seconds)
-            print(f"N={args.n}, {args.seconds:g} s, one scrape at a time on a new connection")
-            print("\n".join(hold.report(held)))
+            alone, held = hold.measure(args.seconds)
+            print(f"N={args.n}, {args.seconds:g} s each, one scrape at a time on a new connection")
+            print("\n".join(hold.report(alone, held)))
             return 0
         log(f"N={args.n}: {args.repeats} scrape runs of {args.seconds:g} s")
         results = scrape_repeats(args.repeats, args.seconds)
