@@ -1,7 +1,8 @@
 """HTTP abuse and the locked-down service, against the real exporter process.
 
-What needs the whole program: traversal attempts, 200 concurrent scrapes, bcrypt floods, TLS
-with client certificates, a failed acceptor, the unprivileged service. Malformed requests,
+What needs the whole program: traversal attempts, 200 concurrent scrapes, one address holding
+connections, bcrypt floods, TLS with client certificates, a failed acceptor, the unprivileged
+service. Malformed requests,
 405s and slow clients are pinned once, in tests/integration/test_web.py (same server code).
 """
 
