@@ -1,5 +1,8 @@
 """The web layer alone: `python3 -m bench.web [--n N] [--repeats R] [--seconds S] [--idle S]`.
 
+With ``--hold`` it measures instead what a scrape from one address gets while another address
+holds every connection it can (bench/hold.py), for ``--seconds``.
+
 Prints the two figures a change to login_exporter/web* must keep: scrape p50/p99 at 4 clients
 (the same `wrk -t2 -c4 --latency` load as bench.run's "scrape p50/p99, default flags" rows) and
 idle wake-ups (context switches over all threads while nothing happens, as bench.run's "idle"
@@ -15,7 +18,7 @@ import statistics
 import sys
 import time
 
-from bench import exporter, latency, statetree
+from bench import exporter, hold, latency, statetree
 from bench.exporter import Exporter
 
 
@@ -44,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="scrape runs (5)")
     parser.add_argument("--seconds", type=float, default=5, help="seconds per scrape run (5)")
     parser.add_argument("--idle", type=float, default=10, help="idle seconds watched (10)")
+    parser.add_argument("--hold", action="store_true",
+                        help="scrape from 127.0.0.2 while 127.0.0.1 holds connections")  # fmt: skip
     args = parser.parse_args(argv)
     reason = exporter.availability()
     if reason is not None:
@@ -51,6 +56,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     with statetree.private_run_systemd() as writer:
         statetree.populate(writer, args.n)
+        if args.hold:
+            log(f"N={args.n}: scraping from {hold.SCRAPER} for {args.seconds:g} s while "
+                f"{hold.ATTACKER} holds connections")  # fmt: skip
+            alone, held = hold.measure(args.seconds)
+            print(f"N={args.n}, {args.seconds:g} s each, one scrape at a time on a new connection")
+            print("\n".join(hold.report(alone, held)))
+            return 0
         log(f"N={args.n}: {args.repeats} scrape runs of {args.seconds:g} s")
         results = scrape_repeats(args.repeats, args.seconds)
         log(f"idle {args.idle:g} s")

@@ -4,7 +4,9 @@ What the stdlib's socketserver lacks, and why this exists:
 - The acceptor blocks in ``select()`` with no timeout over every listening socket and a wake-up
   pipe, so an idle exporter never wakes up (``serve_forever`` polls twice a second);
   ``shutdown()`` writes to the pipe.
-- A cap on concurrent connections answers 503 at once instead of queueing behind slow clients.
+- A cap on concurrent connections answers 503 at once instead of queueing behind slow clients,
+  and one client address may hold only half of it (``Slots``), so one address holding
+  connections open (a slowloris) cannot starve Prometheus scraping from another address.
 - TLS handshakes run on the connection's own thread, never on the accept thread, so a client
   that stalls its handshake holds only itself up; ``client_allowed_sans`` is checked there too.
 - If the acceptor fails, ``on_failure`` is told, so the process can exit and be restarted
@@ -27,7 +29,7 @@ from typing import Final
 
 from login_exporter.web.clientcert import AllowedSans
 
-__all__ = ["Acceptor", "Serve"]
+__all__ = ["Acceptor", "Serve", "Slots", "address_share", "client_address"]
 
 log = logging.getLogger("login_exporter.web")
 
@@ -43,12 +45,84 @@ _PLAIN_TO_TLS: Final = (
 )
 
 
+def address_share(max_connections: int) -> int:
+    """Return how many of ``max_connections`` one client address may hold: half, at least 1.
+
+    Half leaves the other half to every other address whatever one address does; Prometheus
+    needs one slot per scrape. Raises ValueError when ``max_connections`` is below 1.
+    """
+    if max_connections < 1:
+        raise ValueError(f"max_connections must be at least 1, not {max_connections}")
+    return max(1, max_connections // 2)
+
+
+def client_address(peer: object) -> str:
+    """Return the address a connection's slot is counted under.
+
+    The IP address for TCP (an IPv4-mapped IPv6 address as the IPv4 address, so that one client
+    counts once on a dual-stack listener), "unix" for any unix-socket peer: they are one peer.
+    """
+    if isinstance(peer, tuple) and peer and isinstance(peer[0], str):
+        host = peer[0]
+        if host.startswith("::ffff:") and "." in host:
+            return host[len("::ffff:") :]
+        return host
+    return "unix"
+
+
+class Slots:
+    """The connection cap and each client address's share of it (``address_share``).
+
+    Taken on the accept thread, given back on the connection's thread: one lock guards both
+    counts.
+    """
+
+    def __init__(self, max_connections: int) -> None:
+        self.max_connections = max_connections
+        self.per_address = address_share(max_connections)
+        self._open = 0
+        self._by_address: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self, address: str) -> bool:
+        """Take a slot for a connection from ``address``.
+
+        Returns False, taking nothing, when the cap or the address's share is full.
+        """
+        with self._lock:
+            held = self._by_address.get(address, 0)
+            if self._open >= self.max_connections or held >= self.per_address:
+                return False
+            self._open += 1
+            self._by_address[address] = held + 1
+            return True
+
+    def give_back(self, address: str) -> None:
+        """Return a slot taken for ``address``. Raises ValueError when it holds none."""
+        with self._lock:
+            held = self._by_address.get(address, 0)
+            if held == 0:
+                raise ValueError(f"no connection slot held for {address!r}")
+            self._open -= 1
+            if held == 1:
+                del self._by_address[address]  # forget addresses: the dict stays small
+            else:
+                self._by_address[address] = held - 1
+
+    def held(self, address: str) -> int:
+        """Return how many slots ``address`` holds now."""
+        with self._lock:
+            return self._by_address.get(address, 0)
+
+
 class Acceptor:
     """Accepts on listening sockets and runs ``serve(sock, peer)`` on a thread per connection.
 
     ``sock`` is the TLS-wrapped socket when ``ssl_context`` is given, with the handshake done
     and the client certificate checked against ``allowed_sans``. ``serve`` owns nothing: the
-    acceptor closes the socket after it returns and frees its slot.
+    acceptor closes the socket after it returns and frees its slot. At most
+    ``max_connections`` are open, at most ``address_share(max_connections)`` from one client
+    address; a connection beyond either gets 503 at once.
     """
 
     def __init__(
@@ -66,8 +140,7 @@ class Acceptor:
         self._serve = serve
         self._ssl_context = ssl_context
         self._allowed_sans = allowed_sans or AllowedSans(())
-        self._max_connections = max_connections
-        self._slots = threading.BoundedSemaphore(max_connections)
+        self._slots = Slots(max_connections)
         self._handshake_timeout = handshake_timeout
         self._on_failure = on_failure
         self._connections: set[socket.socket] = set()
@@ -150,21 +223,24 @@ class Acceptor:
                 # accept(2): pending network errors (EPROTO, ENETDOWN, ...) are per connection
                 log.debug("accept failed: %s", exc)
             return
-        if not self._slots.acquire(blocking=False):
-            self._refuse(conn, peer)
+        address = client_address(peer)
+        if not self._slots.take(address):
+            self._refuse(conn, peer, address)
             return
         try:
             thread = threading.Thread(
-                target=self._connection, args=(conn, peer), name="web-conn", daemon=True
+                target=self._connection, args=(conn, peer, address), name="web-conn", daemon=True
             )
             thread.start()
         except RuntimeError:
             conn.close()
-            self._slots.release()
+            self._slots.give_back(address)
 
-    def _refuse(self, conn: socket.socket, peer: object) -> None:
-        # Over the cap: answer at once instead of queueing behind slow clients.
-        log.debug("refusing %s: %d connections open", peer, self._max_connections)
+    def _refuse(self, conn: socket.socket, peer: object, address: str) -> None:
+        # Over the cap or the address's share: answer at once instead of queueing.
+        log.debug("refusing %s: the cap is %d connections, %d per address, it holds %d",
+                  peer, self._slots.max_connections, self._slots.per_address,
+                  self._slots.held(address))  # fmt: skip
         with contextlib.suppress(OSError):
             if self._ssl_context is None:
                 conn.setblocking(False)
@@ -176,7 +252,7 @@ class Acceptor:
 
     # -- one connection ---------------------------------------------------------------------------
 
-    def _connection(self, conn: socket.socket, peer: object) -> None:
+    def _connection(self, conn: socket.socket, peer: object, address: str) -> None:
         sock: socket.socket = conn
         tracked = False
         try:
@@ -212,7 +288,7 @@ class Acceptor:
                     self._connections.discard(sock)
             with contextlib.suppress(OSError):
                 sock.close()
-            self._slots.release()
+            self._slots.give_back(address)
 
     def _handshake(
         self, context: ssl.SSLContext, conn: socket.socket, peer: object

@@ -495,27 +495,70 @@ def test_a_request_head_trickled_past_the_deadline_gets_408(serve: Serve) -> Non
     assert answer.startswith(b"HTTP/1.1 408 ")
 
 
+def connect_from(source: str, port: int) -> socket.socket:
+    """A connection to 127.0.0.1:port whose source address is ``source`` (any of 127/8)."""
+    return socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+
+
+def hold(sock: socket.socket) -> socket.socket:
+    """Return ``sock`` once the server serves it (a thread waiting for its next request)."""
+    sock.sendall(b"GET /-/healthy HTTP/1.1\r\n\r\n")
+    assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    return sock
+
+
+def get_from(source: str, port: int) -> int:
+    """GET /metrics on a new connection from ``source``; return the status."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5, source_address=(source, 0))
+    try:
+        conn.request("GET", "/metrics")
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def wait_until_served(source: str, port: int) -> None:
+    """Wait until a GET from ``source`` gets 200: the server notices closes asynchronously."""
+    for _ in range(100):
+        if get_from(source, port) == 200:
+            return
+        time.sleep(0.02)
+    pytest.fail(f"server did not free the connection slots of {source}")
+
+
 def test_connections_over_the_cap_are_refused_not_queued(serve: Serve) -> None:
     _, port = serve(max_connections=4)
-    held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(4)]
+    # Two addresses, each within its share (half the cap), fill the cap.
+    held = [hold(connect_from(source, port)) for source in ("127.0.0.1", "127.0.0.2") * 2]
     try:
-        # Wait until the server holds all four (each is a thread waiting for a request).
-        for sock in held:
-            sock.sendall(b"GET /-/healthy HTTP/1.1\r\n\r\n")
-            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
         # Nothing sent: the answer comes without waiting for a request (and without the reset
         # a close with unread request bytes would cause).
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as extra:
+        with connect_from("127.0.0.3", port) as extra:
             assert read_all(extra).startswith(b"HTTP/1.1 503 ")
     finally:
         for sock in held:
             sock.close()
-    for _ in range(100):  # the server notices the closes asynchronously
-        if get(port, "/metrics")[0] == 200:
-            break
-        time.sleep(0.02)
-    else:
-        pytest.fail("server did not free its connection slots")
+    wait_until_served("127.0.0.3", port)
+
+
+def test_one_address_gets_half_the_cap_and_the_rest_stays_for_others(serve: Serve) -> None:
+    _, port = serve(max_connections=4)
+    held = [hold(connect_from("127.0.0.1", port)) for _ in range(2)]
+    try:
+        with connect_from("127.0.0.1", port) as extra:
+            assert read_all(extra).startswith(b"HTTP/1.1 503 ")
+        assert get_from("127.0.0.2", port) == 200
+    finally:
+        for sock in held:
+            sock.close()
+    wait_until_served("127.0.0.1", port)  # its slots are free again
+
+
+def test_a_request_deadline_gives_the_slot_back(serve: Serve) -> None:
+    _, port = serve(max_connections=2, request_timeout=0.3)  # one slot per address
+    with connect_from("127.0.0.1", port) as idle:
+        assert read_all(idle) == b""  # closed at the deadline: nothing asked, nothing answered
+    wait_until_served("127.0.0.1", port)
 
 
 # ------------------------------------------------------------------------------ idle and shutdown
@@ -702,6 +745,24 @@ def test_plain_http_to_the_tls_port_gets_400(serve: Serve, tmp_path: Path, pki: 
     answer = raw(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
     assert answer.startswith(b"HTTP/1.0 400 ")
     assert b"HTTPS server" in answer
+
+
+def test_a_failed_tls_handshake_gives_the_slot_back(
+    serve: Serve, tmp_path: Path, pki: Pki
+) -> None:
+    _, port = serve(max_connections=2, config=_tls_config(tmp_path, pki))  # one per address
+    for hello in (b"GET / HTTP/1.1\r\n\r\n", b"\x16\x03\x01\x00\x05hello", b""):
+        with connect_from("127.0.0.1", port) as sock, contextlib.suppress(OSError):
+            sock.sendall(hello)
+            sock.shutdown(socket.SHUT_WR)  # the server may have closed already: ENOTCONN
+            read_all(sock)
+        for _ in range(100):  # the slot comes back asynchronously
+            with contextlib.suppress(ssl.SSLError, ConnectionError, http.client.HTTPException):
+                if tls_get(port, _client_context(pki))[0] == 200:
+                    break
+            time.sleep(0.02)
+        else:
+            pytest.fail(f"the slot of a failed handshake ({hello[:8]!r}) stayed taken")
 
 
 def test_tls_over_ipv6(serve: Serve, tmp_path: Path, pki: Pki) -> None:

@@ -1,14 +1,18 @@
 """HTTP abuse and the locked-down service, against the real exporter process.
 
-What needs the whole program: traversal attempts, 200 concurrent scrapes, bcrypt floods, TLS
-with client certificates, a failed acceptor, the unprivileged service. Malformed requests,
+What needs the whole program: traversal attempts, 200 concurrent scrapes, one address holding
+connections, bcrypt floods, TLS with client certificates, a failed acceptor, the unprivileged
+service. Malformed requests,
 405s and slow clients are pinned once, in tests/integration/test_web.py (same server code).
 """
 
 from __future__ import annotations
 
 import base64
+import gc
+import http.client
 import secrets
+import select
 import shutil
 import socket
 import ssl
@@ -102,6 +106,88 @@ def test_200_concurrent_scrapes_all_answer_200_with_identical_bodies(exporter: E
     first = results[0][1]
     assert any(line.startswith("logind_sessions{") for line in first)
     assert all(lines == first for _, lines in results)
+
+
+# -- one address holding connections ----------------------------------------------------------
+
+CAP = 512  # the exporter's connection cap (WebServer's default; no flag changes it)
+SHARE = CAP // 2  # what one client address may hold of it
+
+
+def _open_idle(port: int, count: int, source: str = "127.0.0.1") -> list[socket.socket]:
+    """Open ``count`` connections from ``source`` that send nothing (a slowloris's start)."""
+    held = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.settimeout(5)
+        sock.bind((source, 0))
+        sock.connect(("127.0.0.1", port))
+        held.append(sock)
+    return held
+
+
+def _answered(socks: list[socket.socket], wait: float = 0.5) -> list[socket.socket]:
+    """Return the sockets the exporter has already answered (and closed): the refused ones."""
+    answered: list[socket.socket] = []
+    pending = list(socks)
+    deadline = time.monotonic() + wait
+    while pending and (remaining := deadline - time.monotonic()) > 0:
+        readable, _, _ = select.select(pending, [], [], remaining)
+        answered += readable
+        pending = [sock for sock in pending if sock not in readable]
+    return answered
+
+
+def _scrape_from(source: str, port: int) -> tuple[int, str]:
+    """GET /metrics on a new connection whose source address is ``source``."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5, source_address=(source, 0))
+    try:
+        conn.request("GET", "/metrics")
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
+
+
+def _no_client_connected(exporter: Exporter) -> None:
+    """Wait until the exporter holds no connection (only its listening socket)."""
+    gc.collect()  # requests leaves a probe's connection to the garbage collector (a cycle)
+    deadline = time.monotonic() + 5
+    while len(proc.sockets_of(exporter.process.pid)) > 1:
+        assert time.monotonic() < deadline, proc.sockets_of(exporter.process.pid)
+        time.sleep(0.02)
+
+
+def test_one_address_holding_connections_does_not_stop_a_scrape_from_another(
+    exporter: Exporter,
+) -> None:
+    _no_client_connected(exporter)  # else an earlier connection from 127.0.0.1 counts too
+    attacker = _open_idle(exporter.port, CAP + 16)
+    try:
+        # Accepted in order: once this is answered, every attacker connection has been too.
+        status, body = _scrape_from("127.0.0.2", exporter.port)
+        refused = _answered(attacker)
+        assert status == 200, f"scrape from a second address got {status}"
+        assert "logind_up 1.0" in body
+        assert len(refused) == CAP + 16 - SHARE, "one address held more than its share"
+        for sock in refused:
+            assert sock.recv(65536).startswith(b"HTTP/1.1 503 "), "refused without a 503"
+    finally:
+        for sock in attacker:
+            sock.close()
+    # The attacker's slots come back once it closes: it can hold its whole share again.
+    deadline = time.monotonic() + 5
+    while True:
+        again = _open_idle(exporter.port, SHARE)
+        try:
+            if not _answered(again, wait=0.2):
+                break
+            assert time.monotonic() < deadline, "the closed connections' slots stayed taken"
+        finally:
+            for sock in again:
+                sock.close()
+        time.sleep(0.1)
+    _healthy(exporter)
 
 
 # -- basic auth --------------------------------------------------------------------------------
