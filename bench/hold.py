@@ -1,9 +1,10 @@
 """One address holding connections, another scraping: `python3 -m bench.web --hold`.
 
-The attacker opens idle connections from 127.0.0.1 (connect, send nothing: a slowloris) and
-re-opens each one the exporter answers or closes, so it holds every slot it can for the whole
-run. Meanwhile a scraper GETs /metrics from 127.0.0.2 on a new connection each time, as a
-Prometheus on another address whose kept-alive connection was lost would. What is measured:
+The attacker, a local user, opens idle connections from 127.0.0.1, 127.0.0.2, ... 127.0.0.8 in
+turn (connect, send nothing: a slowloris) and re-opens each one the exporter answers or closes,
+so it holds every slot it can for the whole run. Meanwhile a scraper GETs /metrics from this
+machine's address outside loopback on a new connection each time, as a Prometheus on another
+host whose kept-alive connection was lost would. What is measured:
 the scraper's share of 200 answers and the latency of those, and how many slots the attacker
 held; and, for comparison, the same scrapes on the same exporter before the attacker starts.
 """
@@ -19,8 +20,10 @@ from dataclasses import dataclass
 
 from bench import latency
 from bench.exporter import Exporter
+from tests.support.addresses import outside_address
 
-ATTACKER, SCRAPER = "127.0.0.1", "127.0.0.2"
+ATTACKER = "127.0.0.1-8"  # the loopback addresses the attacker connects from, in turn
+SCRAPER = outside_address()
 CAP = 512  # the exporter's connection cap (WebServer's default)
 
 
@@ -46,6 +49,7 @@ class Attacker:
         self._thread = threading.Thread(target=self._run, name="attacker", daemon=True)
         self.held = 0
         self.reopened = 0
+        self._opened = 0
 
     def __enter__(self) -> Attacker:
         self._thread.start()
@@ -57,8 +61,9 @@ class Attacker:
 
     def _connect(self) -> socket.socket:
         sock = socket.socket()
-        sock.bind((ATTACKER, 0))
-        sock.connect((ATTACKER, self._port))
+        self._opened += 1
+        sock.bind((f"127.0.0.{self._opened % 8 + 1}", 0))
+        sock.connect(("127.0.0.1", self._port))
         return sock
 
     def _run(self) -> None:
@@ -83,7 +88,7 @@ class Attacker:
 
 def scrape_from(source: str, port: int) -> int:
     """GET /metrics on a new connection from ``source``; return the status (0 on an error)."""
-    conn = http.client.HTTPConnection(ATTACKER, port, timeout=5, source_address=(source, 0))
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5, source_address=(source, 0))
     try:
         conn.request("GET", "/metrics")
         response = conn.getresponse()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import ipaddress
 import logging
 import os
 import selectors
@@ -60,14 +61,20 @@ def client_address(peer: object) -> str:
     """Return the address a connection's slot is counted under.
 
     The IP address for TCP (an IPv4-mapped IPv6 address as the IPv4 address, so that one client
-    counts once on a dual-stack listener), "unix" for any unix-socket peer: they are one peer.
+    counts once on a dual-stack listener); "loopback" for any loopback address, because a local
+    user can connect from every address of 127.0.0.0/8 and ::1 (one share for all of them, so
+    that several cannot fill the cap together); "unix" for any unix-socket peer.
     """
-    if isinstance(peer, tuple) and peer and isinstance(peer[0], str):
-        host = peer[0]
-        if host.startswith("::ffff:") and "." in host:
-            return host[len("::ffff:") :]
+    if not (isinstance(peer, tuple) and peer and isinstance(peer[0], str)):
+        return "unix"
+    host = peer[0]
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])  # fe80::1%eth0: drop the zone
+    except ValueError:
         return host
-    return "unix"
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return "loopback" if address.is_loopback else str(address)
 
 
 class Slots:

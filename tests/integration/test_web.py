@@ -28,6 +28,7 @@ from login_exporter.web import (
     parse_listen_address,
 )
 from login_exporter.webconfig import WebConfig, load_web_config
+from tests.support.addresses import outside_address
 from tests.support.pki import Pki, make_pki
 
 TEXT = b'# HELP logind_up Whether logind is readable.\n# TYPE logind_up gauge\nlogind_up 1\n'
@@ -496,7 +497,8 @@ def test_a_request_head_trickled_past_the_deadline_gets_408(serve: Serve) -> Non
 
 
 def connect_from(source: str, port: int) -> socket.socket:
-    """A connection to 127.0.0.1:port whose source address is ``source`` (any of 127/8)."""
+    """A connection to 127.0.0.1:port whose source address is ``source`` (any of 127/8, or
+    an address of this machine's)."""
     return socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
 
 
@@ -528,26 +530,27 @@ def wait_until_served(source: str, port: int) -> None:
 
 def test_connections_over_the_cap_are_refused_not_queued(serve: Serve) -> None:
     _, port = serve(max_connections=4)
-    # Two addresses, each within its share (half the cap), fill the cap.
-    held = [hold(connect_from(source, port)) for source in ("127.0.0.1", "127.0.0.2") * 2]
+    # Two peers, each within its share (half the cap), fill the cap.
+    held = [hold(connect_from(source, port)) for source in ("127.0.0.1", outside_address()) * 2]
     try:
         # Nothing sent: the answer comes without waiting for a request (and without the reset
         # a close with unread request bytes would cause).
-        with connect_from("127.0.0.3", port) as extra:
+        with connect_from(outside_address(), port) as extra:
             assert read_all(extra).startswith(b"HTTP/1.1 503 ")
     finally:
         for sock in held:
             sock.close()
-    wait_until_served("127.0.0.3", port)
+    wait_until_served(outside_address(), port)
 
 
 def test_one_address_gets_half_the_cap_and_the_rest_stays_for_others(serve: Serve) -> None:
     _, port = serve(max_connections=4)
-    held = [hold(connect_from("127.0.0.1", port)) for _ in range(2)]
+    # Every loopback address is one peer: a local user cannot take more by using several.
+    held = [hold(connect_from(source, port)) for source in ("127.0.0.1", "127.0.0.2")]
     try:
-        with connect_from("127.0.0.1", port) as extra:
+        with connect_from("127.0.0.3", port) as extra:
             assert read_all(extra).startswith(b"HTTP/1.1 503 ")
-        assert get_from("127.0.0.2", port) == 200
+        assert get_from(outside_address(), port) == 200
     finally:
         for sock in held:
             sock.close()

@@ -30,6 +30,7 @@ import requests
 import yaml
 
 from tests.support import proc
+from tests.support.addresses import outside_address
 from tests.support.exporter import ROOT, Exporter, free_port, running_exporter, start_exporter
 from tests.support.logind_state import LogindState
 from tests.support.pki import Pki, make_pki
@@ -114,13 +115,14 @@ CAP = 512  # the exporter's connection cap (WebServer's default; no flag changes
 SHARE = CAP // 2  # what one client address may hold of it
 
 
-def _open_idle(port: int, count: int, source: str = "127.0.0.1") -> list[socket.socket]:
-    """Open ``count`` connections from ``source`` that send nothing (a slowloris's start)."""
+def _open_idle(port: int, count: int) -> list[socket.socket]:
+    """Open ``count`` connections that send nothing (a slowloris's start), from 127.0.0.1,
+    127.0.0.2, ... in turn: a local user may use every loopback address."""
     held = []
-    for _ in range(count):
+    for n in range(count):
         sock = socket.socket()
         sock.settimeout(5)
-        sock.bind((source, 0))
+        sock.bind((f"127.0.0.{n % 8 + 1}", 0))
         sock.connect(("127.0.0.1", port))
         held.append(sock)
     return held
@@ -158,14 +160,14 @@ def _no_client_connected(exporter: Exporter) -> None:
         time.sleep(0.02)
 
 
-def test_one_address_holding_connections_does_not_stop_a_scrape_from_another(
+def test_local_users_holding_connections_do_not_stop_a_scrape_from_outside(
     exporter: Exporter,
 ) -> None:
     _no_client_connected(exporter)  # else an earlier connection from 127.0.0.1 counts too
     attacker = _open_idle(exporter.port, CAP + 16)
     try:
         # Accepted in order: once this is answered, every attacker connection has been too.
-        status, body = _scrape_from("127.0.0.2", exporter.port)
+        status, body = _scrape_from(outside_address(), exporter.port)
         refused = _answered(attacker)
         assert status == 200, f"scrape from a second address got {status}"
         assert "logind_up 1.0" in body

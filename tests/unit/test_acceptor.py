@@ -23,9 +23,13 @@ def test_a_cap_below_one_is_refused(cap: int) -> None:
 @pytest.mark.parametrize(
     ("peer", "address"),
     [
-        (("127.0.0.1", 40000), "127.0.0.1"),
-        (("::1", 40000, 0, 0), "::1"),
+        (("192.0.2.7", 40000), "192.0.2.7"),
+        (("127.0.0.1", 40000), "loopback"),  # a local user can use any of 127/8 and ::1
+        (("127.45.0.9", 40000), "loopback"),
+        (("::1", 40000, 0, 0), "loopback"),
+        (("::ffff:127.0.0.1", 40000, 0, 0), "loopback"),
         (("fe80::1", 40000, 0, 2), "fe80::1"),
+        (("fe80::1%eth0", 40000, 0, 2), "fe80::1"),
         (("::ffff:192.0.2.7", 40000, 0, 0), "192.0.2.7"),  # an IPv4 client on a [::] listener
         (("2001:db8::ffff:1", 40000, 0, 0), "2001:db8::ffff:1"),
         ("", "unix"),
