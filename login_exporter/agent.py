@@ -81,6 +81,7 @@ class Agent:
         self._bus = bus
         self._presence = presence or PresenceFamilies()
         self._bus_registered: dict[int, int] = {}
+        self._bus_epoch = -1  # the bus's fd_epoch when its fds were last registered
 
     # -- refreshing -------------------------------------------------------------------------------
 
@@ -327,8 +328,15 @@ class Agent:
         """Make the selector watch exactly the fds (and events) the bus wants now."""
         assert self._bus is not None
         wanted = self._bus.fds()
-        if wanted == self._bus_registered:
+        renewed = self._bus.fd_epoch != self._bus_epoch
+        if wanted == self._bus_registered and not renewed:
             return
+        if renewed:  # an fd number may now name another file: register everything anew
+            self._bus_epoch = self._bus.fd_epoch
+            for fd in self._bus_registered:
+                with contextlib.suppress(KeyError, ValueError, OSError):
+                    self._selector.unregister(fd)
+            self._bus_registered = {}
         for fd in self._bus_registered.keys() - wanted.keys():
             with contextlib.suppress(KeyError, ValueError, OSError):
                 self._selector.unregister(fd)

@@ -30,7 +30,9 @@ message holds can raise out of :meth:`LogindBus.handle`: an error there resets t
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import selectors
 import time
 from collections import Counter, deque
@@ -44,6 +46,7 @@ from jeepney.wrappers import DBusAddress, new_method_call
 
 from login_exporter.bus.connection import MAX_MESSAGE, Connection, ConnectionLost
 from login_exporter.bus.dirwatch import SHUTDOWN_DIR, DirectoryWatch, open_watch
+from login_exporter.bus.socketwatch import SocketWatch
 from login_exporter.bus.view import DISCONNECTED, Inhibitor, Presence, presence_from_properties
 
 log = logging.getLogger("login_exporter.bus")
@@ -58,6 +61,9 @@ PROPERTIES = "org.freedesktop.DBus.Properties"
 SEAT_PREFIX = "/org/freedesktop/login1/seat/"
 SESSION_PREFIX = "/org/freedesktop/login1/session/"
 INHIBITED = frozenset({"BlockInhibited", "DelayInhibited", "BlockWeakInhibited"})
+# connect() failures that only a change of the socket can end: wait for one (no timer).
+WAIT_FOR_SOCKET = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ECONNREFUSED, errno.EACCES,
+                             errno.EPERM})
 RETRY_FIRST = 0.1
 RETRY_MAX = 5.0
 # The system bus refuses more than max_replies_per_connection (128 on Debian) pending calls.
@@ -150,6 +156,8 @@ class LogindBus:
         self.errors: Counter[str] = Counter()
         self.messages = 0
         self.dropped: Counter[str] = Counter({reason: 0 for reason in DROP_REASONS})
+        # Grows whenever fds() may name a new file under an old fd number: re-register them all.
+        self.fd_epoch = 0
         self._view_changed = True
         self._counts_changed = False
         self._drops_due: float | None = None
@@ -158,6 +166,8 @@ class LogindBus:
         self._wall_clock = wall_clock
         self._shutdown_dir = shutdown_dir
         self._watch: DirectoryWatch | None = None
+        self._socket_watch: SocketWatch | None = None
+        self._failure: str | None = None  # why the last connect failed, logged once per kind
         self._connected = False
         self._owner: str | None = None
         self._generation = 0
@@ -188,8 +198,9 @@ class LogindBus:
             if self._connection.wants_write:
                 events |= selectors.EVENT_WRITE
             wanted[self._connection.fileno()] = events
-        if self._watch is not None:
-            wanted[self._watch.fileno()] = selectors.EVENT_READ
+        for watch in (self._watch, self._socket_watch):
+            if watch is not None:
+                wanted[watch.fileno()] = selectors.EVENT_READ
         return wanted
 
     @property
@@ -206,6 +217,10 @@ class LogindBus:
                     self._request(("GetAll", MANAGER_PATH), _get_all(MANAGER_PATH, MANAGER),
                                   self._on_manager)
                     self._pump()
+                return
+            if self._socket_watch is not None and fd == self._socket_watch.fileno():
+                if self._socket_watch.drain():
+                    self._connect()
                 return
             if fd != self._connection.fileno():
                 return
@@ -260,7 +275,8 @@ class LogindBus:
         return self._view
 
     def close(self) -> None:
-        """Close the connection and the directory watch."""
+        """Close the connection and the directory watches."""
+        self._stop_waiting()
         self._connection.close()
         if self._watch is not None:
             self._watch.close()
@@ -269,11 +285,12 @@ class LogindBus:
     # -- connection life cycle ----------------------------------------------------------------
 
     def _connect(self) -> None:
+        self.fd_epoch += 1  # fds closed and opened here may share numbers with the old ones
+        self._stop_waiting()
         try:
             self._connection.open()
         except OSError as exc:
-            log.debug("system bus unavailable: %s", exc)
-            self._schedule_retry()
+            self._connect_failed(exc)
             return
         try:
             self._send_raw(message_bus.Hello(), self._on_hello, BUS_NAME)
@@ -293,12 +310,41 @@ class LogindBus:
         rule.add_arg_condition(0, LOGIN1)
         return rule
 
+    def _connect_failed(self, exc: OSError) -> None:
+        """Count a connect() that failed, say so once per kind of failure, and wait: for the
+        socket to change where only that can help (missing, refused, denied), else a back-off."""
+        self.errors["dbus"] += 1
+        self._counts_changed = True
+        failure = os.strerror(exc.errno) if exc.errno else str(exc)
+        if failure != self._failure:
+            self._failure = failure
+            log.warning("cannot connect to the system bus: %s; waiting for %s", failure,
+                        "its socket" if exc.errno in WAIT_FOR_SOCKET else "a retry",
+                        extra={"address": self.address})
+        if exc.errno in WAIT_FOR_SOCKET and not self._connection.path.startswith("\0"):
+            try:
+                self._socket_watch = SocketWatch(self._connection.path)
+            except OSError:
+                pass
+            else:
+                # Created between the attempt and the watch: nothing would announce it now.
+                if exc.errno == errno.ENOENT and os.path.exists(self._connection.path):
+                    self._retry_at = self._clock()
+                return
+        self._schedule_retry()
+
+    def _stop_waiting(self) -> None:
+        if self._socket_watch is not None:
+            self._socket_watch.close()
+            self._socket_watch = None
+
     def _schedule_retry(self) -> None:
         self._retry_at = self._clock() + self._retry_delay
         self._retry_delay = min(self._retry_delay * 2, RETRY_MAX)
 
     def _lost(self, reason: str) -> None:
         was_connected = self._connected
+        self.fd_epoch += 1
         self._connection.close()
         self.errors["dbus"] += 1
         if was_connected:
@@ -429,6 +475,7 @@ class LogindBus:
         if not ok:
             raise ConnectionLost(f"the bus refused Hello: {body!r}")
         self._connected = True
+        self._failure = None
         self._retry_delay = RETRY_FIRST
         self._view_changed = True
         log.info("connected to the system bus", extra={"address": self.address})

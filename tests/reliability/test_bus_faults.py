@@ -4,6 +4,7 @@ reconnects with a back-off capped at 5 s, and neither stalls nor grows."""
 
 from __future__ import annotations
 
+import os
 import time
 from functools import partial
 from pathlib import Path
@@ -14,7 +15,7 @@ from login_exporter.bus.connection import Connection, ConnectionLost
 from tests.reliability.hostile_bus import HostileBus
 from tests.support.exporter import Samples, start_exporter
 from tests.support.logind_state import LogindState
-from tests.support.proc import rss_kib
+from tests.support.proc import context_switches, rss_kib
 
 
 def _sessions_are(count: int, samples: Samples) -> bool:
@@ -124,3 +125,57 @@ def test_signal_flood_neither_stalls_the_loop_nor_grows_memory(
     messages = got[("logind_exporter_dbus_messages_total", frozenset())]
     assert messages > 10_000, messages
     assert rss_end - rss_start < 5_000, (rss_start, rss_end)
+
+
+def _dbus_errors(samples: Samples) -> float:
+    return samples[("logind_exporter_errors_total", frozenset({("kind", "dbus")}))]
+
+
+def _at_least(count: int, samples: Samples) -> bool:
+    return _dbus_errors(samples) >= count
+
+
+def test_a_missing_bus_is_waited_for_without_waking_and_found_when_it_appears(
+    tmp_path: Path, logind: LogindState
+) -> None:
+    logind.seat0()
+    socket_dir = tmp_path / "dbus"  # not there yet: nor is its socket
+    exporter = start_exporter(f"--dbus.address=unix:path={socket_dir}/system_bus_socket")
+    try:
+        time.sleep(1)
+        failed = _dbus_errors(exporter.samples())
+        assert failed >= 1, "a failed connect is not counted"
+        time.sleep(1)  # the scrape's connection thread winds down
+        switches = context_switches(exporter.process.pid)
+        time.sleep(6)  # beyond the 5 s back-off cap
+        assert context_switches(exporter.process.pid) - switches == 0, "woke up while idle"
+        assert _dbus_errors(exporter.samples()) == failed, "tried again with nothing changed"
+        socket_dir.mkdir()
+        with HostileBus(socket_dir / "system_bus_socket", "reject") as bus:
+            appeared = time.monotonic()
+            while not bus.connections and time.monotonic() < appeared + 2:
+                time.sleep(0.01)
+            assert bus.connections, "the bus socket appeared and the exporter never came"
+            assert bus.connections[0] - appeared < 0.5
+    finally:
+        exporter.stop()
+
+
+def test_every_refused_connect_is_counted(tmp_path: Path, logind: LogindState) -> None:
+    import socket
+
+    logind.seat0()
+    path = tmp_path / "bus"
+    refusing = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    refusing.bind(str(path))  # bound, never listening: connect() is refused
+    exporter = start_exporter(f"--dbus.address=unix:path={path}")
+    try:
+        exporter.wait_for(partial(_at_least, 1), timeout=2.0, what="one refusal")
+        for n in range(5):  # each change of the socket is one more attempt, refused again
+            os.chmod(path, 0o666 if n % 2 else 0o777)
+            exporter.wait_for(partial(_at_least, n + 2), timeout=2.0, what=f"refusal {n + 2}")
+        time.sleep(6)
+        assert _dbus_errors(exporter.samples()) == 6
+    finally:
+        exporter.stop()
+        refusing.close()
