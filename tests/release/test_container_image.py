@@ -1,4 +1,5 @@
-"""The Dockerfile built with podman and run the hardened way, over a fixture /run/systemd.
+"""The Dockerfile built with podman and run as README's install line says, over a fixture
+/run/systemd and a real dbus-daemon (with the system bus's policy, on a socket of the test's own).
 
 No registry is reachable here: the base is whatever `.ci/standin-image` prints, normally a local
 stand-in for python:3.11-slim-bookworm (Debian 12 with Debian's Python 3.11.2); every test's
@@ -9,6 +10,8 @@ HEALTHCHECK's), with a dead proxy in its environment that the health check must 
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import subprocess
 import sys
 import time
@@ -26,6 +29,31 @@ PORT = 9844  # the image's default, which its HEALTHCHECK probes
 NAME = "login-exporter-release-test"
 HARDENED = ["--read-only", "--read-only-tmpfs=false", "--cap-drop=ALL",
             "--security-opt=no-new-privileges"]
+BUS_SOCKET = "/run/dbus/system_bus_socket"
+# The system bus's default policy (as /usr/share/dbus-1/system.conf has it) and the services'
+# own (system.d), listening on the test's socket instead of the host's.
+BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+  </policy>
+  <includedir>/usr/share/dbus-1/system.d</includedir>
+</busconfig>
+"""
 DEAD_PROXY = "http://127.0.0.1:9"  # discard port: nothing listens; a proxied request fails
 MAX_OWN_LAYERS = 10_000_000
 
@@ -70,15 +98,53 @@ def test_health_check_ignores_proxies(container_image: Image, podman: Podman) ->
     assert health[0] == "CMD" and "ProxyHandler({})" in " ".join(health), health
 
 
+def readme_run_flags() -> list[str]:
+    """The options of README's container install line (`podman run OPTIONS login-exporter`)."""
+    readme = (REPO / "README.md").read_text()
+    line = next(ln for ln in readme.splitlines() if ln.startswith("| container image |"))
+    found = re.search(r"podman run (.*?) login-exporter`", line)
+    assert found, f"no `podman run ... login-exporter` in README's install line: {line}"
+    return shlex.split(found.group(1))
+
+
+@pytest.fixture
+def system_bus(tmp_path: Path) -> Iterator[Path]:
+    """A real dbus-daemon with the system bus's policy; yields its socket's path."""
+    socket = tmp_path / "system_bus_socket"
+    config = tmp_path / "bus.conf"
+    config.write_text(BUS_CONFIG.format(socket=socket))
+    daemon = subprocess.Popen(["dbus-daemon", f"--config-file={config}", "--nofork",
+                               "--nopidfile", "--nosyslog", "--print-address"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert daemon.stdout is not None
+        assert daemon.stdout.readline().startswith("unix:"), "dbus-daemon did not start"
+        yield socket
+    finally:
+        daemon.terminate()
+        daemon.wait(10)
+
+
+def test_readme_install_line_mounts_the_system_bus_read_only() -> None:
+    flags = readme_run_flags()
+    volumes = [flags[i + 1] for i, flag in enumerate(flags) if flag in ("-v", "--volume")]
+    assert f"{BUS_SOCKET}:{BUS_SOCKET}:ro" in volumes, volumes
+    assert "/run/systemd:/run/systemd:ro" in volumes, volumes
+
+
 @pytest.fixture
 def running(
-    podman: Podman, container_image: Image, real_252: LogindState
+    podman: Podman, container_image: Image, real_252: LogindState, system_bus: Path
 ) -> Iterator[tuple[Podman, LogindState]]:
-    """The image running hardened over this test's /run/systemd (real 252 state), read-only."""
+    """The image run as README's install line says (its name and the host side of the bus
+    socket aside) over this test's /run/systemd (real 252 state) and a real bus."""
+    flags = readme_run_flags()
+    flags[flags.index("--name") + 1] = NAME
+    flags = [f"{system_bus}:{BUS_SOCKET}:ro" if flag == f"{BUS_SOCKET}:{BUS_SOCKET}:ro"
+             else flag for flag in flags]
     podman("rm", "--force", NAME, check=False)
-    podman("run", "--detach", f"--name={NAME}", "--net=host", *HARDENED,
-           f"--env=http_proxy={DEAD_PROXY}", f"--env=HTTP_PROXY={DEAD_PROXY}",
-           "--volume=/run/systemd:/run/systemd:ro", container_image.name)
+    podman("run", *flags, f"--env=http_proxy={DEAD_PROXY}", f"--env=HTTP_PROXY={DEAD_PROXY}",
+           container_image.name)
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -119,6 +185,13 @@ def test_hardened_container_serves_follows_changes_is_healthy_and_stops_on_sigte
                           capture_output=True, text=True, check=True).stdout
     assert "logind_up 1.0" in body and session_total(body) > 0, body[:3000]
     assert stable(body) == stable(once)
+    # On the bus as the image's user: the bus answered (no logind owns its name on this bus).
+    assert 'logind_exporter_errors_total{kind="dbus"} 0.0' in body
+    messages = next(ln for ln in body.splitlines()
+                    if ln.startswith("logind_exporter_dbus_messages_total "))
+    assert float(messages.split()[1]) >= 4, messages  # Hello, 2 AddMatch, GetNameOwner
+    logs = podman("logs", NAME, check=False)
+    assert "connected to the system bus" in logs.stdout + logs.stderr
 
     # A change in the mounted tree is visible within 1 s.
     before = session_total(body)
