@@ -158,9 +158,16 @@ class Agent:
                 log.info("logind restarted", extra={"restarts": after.restarts})
             self.publish()
 
-    def settle_bus(self, timeout: float) -> None:
-        """Connect to the bus and wait up to ``timeout`` seconds for logind's answers (for
-        --once, which has no loop to wait in)."""
+    def once(self, bus_timeout: float) -> None:
+        """Take and publish one view under the rules the loop uses (for --once, which has no
+        loop): logind's liveness from its invocation link, the bus (waiting up to
+        ``bus_timeout`` seconds for logind's answers), then a full read."""
+        self._liveness.open()
+        self._settle_bus(bus_timeout)
+        self.refresh("startup", Changes(everything=True))
+
+    def _settle_bus(self, timeout: float) -> None:
+        """Connect to the bus and wait up to ``timeout`` seconds for logind's answers."""
         bus = self._bus
         if bus is None:
             return

@@ -26,7 +26,7 @@ from login_exporter.bus import SYSTEM_BUS, LogindBus, socket_path
 from login_exporter.collector import LogindCollector, Options
 from login_exporter.exposition import Publisher
 from login_exporter.presence import PresenceFamilies
-from login_exporter.state import Changes, Refresher
+from login_exporter.state import Refresher
 from login_exporter.web import WebServer, bind_listen_addresses, landing_page, parse_listen_address
 from login_exporter.webconfig import WebConfig, WebConfigError, load_web_config
 
@@ -214,8 +214,7 @@ def _run(args: argparse.Namespace, config: WebConfig) -> int:
         presence=PresenceFamilies(args.inhibitor_info),
     )
     if args.once:
-        agent.settle_bus(ONCE_BUS_TIMEOUT)
-        agent.refresh("startup", Changes(everything=True))
+        agent.once(ONCE_BUS_TIMEOUT)
         sys.stdout.buffer.write(publisher.exposition(openmetrics=False))
         sys.stdout.flush()
         agent.close()

@@ -846,3 +846,39 @@ def test_without_the_invocation_link_logind_up_follows_seat0(real_252: LogindSta
         assert samples[k("logind_exporter_liveness_rule", rule="unit")] == 0
         real_252.remove("seats", "seat0")
         exporter.wait_for(has({k("logind_up"): 0}), EVENT_TIMEOUT, "seat0 gone")
+
+
+def _once() -> Samples:
+    result = subprocess.run(
+        [sys.executable, "-m", "login_exporter", "--once"],
+        cwd=ROOT, capture_output=True, text=True, timeout=20,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return parse_samples(result.stdout)
+
+
+def _liveness(samples: Samples) -> dict[Key, float]:
+    return {key: value for key, value in samples.items()
+            if key[0] in ("logind_up", "logind_exporter_liveness_rule")}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("link", "up", "rule"),
+    [("running", 1, "unit"), ("stopped", 0, "unit"), ("no units directory", 1, "files")],
+)
+def test_once_says_what_the_server_says_of_logind(
+    real_252: LogindState, link: str, up: int, rule: str
+) -> None:
+    # A textfile collector fed from --once must see a stopped logind too: the same rules as the
+    # server (issue 22).
+    if link != "no units directory":
+        real_252.invocation(LOGIND_UNIT, "0f9a6c3e")
+    if link == "stopped":
+        real_252.invocation(LOGIND_UNIT, None)  # its state files and the units directory stay
+    once = _liveness(_once())
+    other = "files" if rule == "unit" else "unit"
+    assert once == {k("logind_up"): up, k("logind_exporter_liveness_rule", rule=rule): 1,
+                    k("logind_exporter_liveness_rule", rule=other): 0}  # fmt: skip
+    with running_exporter("--refresh.resync-interval=0") as exporter:
+        served = exporter.wait_for(has(once), EVENT_TIMEOUT, f"the server saying {once}")
+    assert _liveness(served) == once
