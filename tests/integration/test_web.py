@@ -663,10 +663,59 @@ def test_basic_auth_rejects_with_a_challenge(
     serve: Serve, users: dict[str, bytes], headers: dict[str, str]
 ) -> None:
     _, port = serve(config=WebConfig(basic_auth_users=users))
-    for path in ("/metrics", "/", "/-/healthy"):
+    for path in ("/metrics", "/", "/nope"):
         status, answer_headers, _ = get(port, path, headers=headers)
         assert status == 401
         assert answer_headers["WWW-Authenticate"].startswith("Basic ")
+
+
+def _auth_config(tmp_path: Path, users: dict[str, bytes], extra: str = "") -> WebConfig:
+    path = tmp_path / "web.yml"
+    hashes = "".join(f"  {user}: '{hashed.decode()}'\n" for user, hashed in users.items())
+    path.write_text(f"basic_auth_users:\n{hashes}{extra}")
+    return load_web_config(path)
+
+
+def test_health_endpoints_answer_without_credentials_under_basic_auth(
+    serve: Serve, source: StaticSource, tmp_path: Path, users: dict[str, bytes]
+) -> None:
+    # The image's HEALTHCHECK and the Kubernetes probes send no credentials.
+    source.is_ready = True
+    server, port = serve(config=_auth_config(tmp_path, users))
+    for headers in ({}, _basic("prometheus", "wrong")):
+        for method in ("GET", "HEAD"):
+            assert get(port, "/-/healthy", method, headers)[0] == 200
+            assert get(port, "/-/ready", method, headers)[0] == 200
+        assert get(port, "/metrics", headers=headers)[0] == 401
+        assert get(port, "/", headers=headers)[0] == 401
+    assert get(port, "/-/healthy")[2] == b"Healthy\n"
+    source.is_ready = False
+    assert get(port, "/-/ready")[0] == 503
+    assert server.authenticator is not None
+    assert server.authenticator.bcrypt_checks == 1  # health never looks at the credentials
+    assert get(port, "/metrics", headers=_basic("prometheus", "right horse"))[0] == 200
+
+
+def test_basic_auth_health_puts_the_health_endpoints_behind_basic_auth(
+    serve: Serve, source: StaticSource, tmp_path: Path, users: dict[str, bytes]
+) -> None:
+    source.is_ready = True
+    _, port = serve(config=_auth_config(tmp_path, users, "basic_auth_health: true\n"))
+    for path in ("/-/healthy", "/-/ready"):
+        status, headers, _ = get(port, path)
+        assert status == 401 and headers["WWW-Authenticate"].startswith("Basic ")
+        assert get(port, path, headers=_basic("prometheus", "wrong"))[0] == 401
+        assert get(port, path, headers=_basic("prometheus", "right horse"))[0] == 200
+
+
+def test_a_telemetry_path_on_a_health_path_stays_behind_basic_auth(
+    serve: Serve, tmp_path: Path, users: dict[str, bytes]
+) -> None:
+    _, port = serve(telemetry_path="/-/healthy", config=_auth_config(tmp_path, users))
+    assert get(port, "/-/healthy")[0] == 401
+    status, _, body = get(port, "/-/healthy", headers=_basic("prometheus", "right horse"))
+    assert (status, body) == (200, TEXT)
+    assert get(port, "/-/ready")[0] == 503
 
 
 def test_basic_auth_pays_for_bcrypt_once_per_credential_pair(
