@@ -290,8 +290,11 @@ def _load_tls(source: str, base: Path, data: Mapping[Any, Any]) -> TLSConfig | N
             raise fields.error("client_ca_file", f"no PEM certificate in {ca_file}")
         context.load_verify_locations(cafile=str(ca_file))
     context.verify_mode = verify_mode
+    # Python's server contexts start with the option set: false must clear it.
     if prefer_server:
         context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+    else:
+        context.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
     context.set_alpn_protocols(["http/1.1"])
 
     return TLSConfig(

@@ -792,6 +792,36 @@ def test_tls_serves_metrics_with_a_verified_server_certificate(
     assert tls_get(port, _client_context(pki), "/-/healthy", host="localhost")[0] == 200
 
 
+@pytest.mark.parametrize(("prefer", "chosen"), [("true", "AES256"), ("false", "AES128")])
+def test_prefer_server_cipher_suites_picks_whose_order_wins(
+    serve: Serve, tmp_path: Path, pki: Pki, prefer: str, chosen: str
+) -> None:
+    # OpenSSL's own order puts AES-256-GCM first; this client asks for AES-128-GCM first.
+    config = _tls_config(
+        tmp_path, pki, f"  max_version: TLS12\n  prefer_server_cipher_suites: {prefer}\n"
+    )
+    _, port = serve(config=config)
+    context = _client_context(pki)
+    context.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384")
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as plain, \
+            context.wrap_socket(plain, server_hostname="localhost") as tls:  # fmt: skip
+        cipher = tls.cipher()
+    assert cipher is not None and cipher[1] == "TLSv1.2" and chosen in cipher[0], cipher
+
+
+@pytest.mark.parametrize("http2", ["true", "false"])
+def test_http2_is_accepted_and_the_server_speaks_http_1_1(
+    serve: Serve, tmp_path: Path, pki: Pki, http2: str
+) -> None:
+    config = _tls_config(tmp_path, pki, f"http_server_config:\n  http2: {http2}\n")
+    _, port = serve(config=config)
+    context = _client_context(pki)
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as plain, \
+            context.wrap_socket(plain, server_hostname="localhost") as tls:  # fmt: skip
+        assert tls.selected_alpn_protocol() == "http/1.1"
+
+
 def test_plain_http_to_the_tls_port_gets_400(serve: Serve, tmp_path: Path, pki: Pki) -> None:
     _, port = serve(config=_tls_config(tmp_path, pki))
     answer = raw(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -156,6 +156,29 @@ def test_basic_auth_health_false_needs_no_users(tmp_path: Path) -> None:
     assert load_web_config(write(tmp_path, "basic_auth_health: false\n")) == WebConfig()
 
 
+@pytest.mark.parametrize(("text", "preferred"), [("", True), ("true", True), ("false", False)])
+def test_prefer_server_cipher_suites_sets_openssl_server_preference(
+    tmp_path: Path, pki: Pki, text: str, preferred: bool
+) -> None:
+    line = f"  prefer_server_cipher_suites: {text}\n" if text else ""
+    path = write(
+        tmp_path,
+        f"tls_server_config:\n  cert_file: {pki.server_cert}\n  key_file: {pki.server_key}\n"
+        + line,
+    )
+    config = load_web_config(path)
+    assert config.tls is not None and config.tls.prefer_server_cipher_suites is preferred
+    options = config.tls.ssl_context.options
+    assert bool(options & ssl.OP_CIPHER_SERVER_PREFERENCE) is preferred
+
+
+@pytest.mark.parametrize("text", ["true", "false"])
+def test_http2_is_accepted_and_changes_nothing(tmp_path: Path, text: str) -> None:
+    assert load_web_config(write(tmp_path, f"http_server_config:\n  http2: {text}\n")) == (
+        WebConfig()
+    )
+
+
 # ------------------------------------------------------------------------------ bad files
 
 
