@@ -11,8 +11,9 @@
 # and serves http://HOST:9844/metrics. --net=host keeps the host's address as the instance; with
 # a bridge network use -p 9844:9844 instead. Extra flags go after the image name, e.g.
 #   docker run ... login-exporter --web.listen-address=127.0.0.1:9844 --log.format=json
-# The HEALTHCHECK speaks plain HTTP on port 9844: with --web.config.file (TLS) or another port,
-# override it (--health-cmd) or disable it (--no-healthcheck).
+# The HEALTHCHECK speaks plain HTTP on port 9844 without credentials: with TLS
+# (tls_server_config), basic_auth_health: true or another port, override it (--health-cmd) or
+# disable it (--no-healthcheck). basic_auth_users alone leaves /-/healthy open.
 #
 # Every Python dependency is pinned with its hashes in requirements.lock (`bash .ci/lock`
 # regenerates it from pyproject.toml) and installed from wheels only: the image has no compiler.

@@ -140,21 +140,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser  # fmt: skip
 
 
-def _flags_in_force(args: argparse.Namespace) -> dict[str, str]:
-    return {
-        "web.listen-address": ", ".join(args.listen),
-        "web.telemetry-path": args.telemetry_path,
-        "web.config.file": args.web_config or "",
-        "web.systemd-socket": str(args.systemd_socket).lower(),
-        "collector.machines": str(args.machines).lower(),
-        "collector.machine-info": str(args.machine_info).lower(),
-        "collector.session-info": str(args.session_info).lower(),
-        "collector.dbus": str(args.dbus).lower(),
-        "dbus.address": args.dbus_address,
-        "collector.inhibitor-info": str(args.inhibitor_info).lower(),
-        "refresh.debounce": format_duration(args.debounce),
-        "refresh.resync-interval": format_duration(args.resync),
-    }
+# Never in force while the landing page is served: --once prints and exits, as do these two.
+_NOT_SERVING = frozenset({"help", "version", "once"})
+
+
+def flags_in_force(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, str]:
+    """Return flag name (without "--") -> value as the flag takes it, for every flag the parser
+    knows but --help, --version and --once: a new flag shows up without a second list."""
+    flags = {}
+    for action in parser._actions:  # argparse has no public list of its actions
+        if not action.option_strings or action.dest in _NOT_SERVING:
+            continue
+        name = action.option_strings[0].removeprefix("--")
+        flags[name] = _as_given(getattr(args, action.dest), action)
+    return flags
+
+
+def _as_given(value: object, action: argparse.Action) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if action.type is _duration and isinstance(value, float):
+        return format_duration(value)
+    return str(value)
 
 
 def _live_registry(disabled: bool) -> CollectorRegistry | None:
@@ -184,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WebConfigError as exc:
         parser.exit(2, f"login-exporter: error: {exc}\n")
     try:
-        return _run(args, config)
+        return _run(parser, args, config)
     except WebConfigError as exc:
         parser.exit(2, f"login-exporter: error: {exc}\n")
     except OSError as exc:
@@ -192,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _run(args: argparse.Namespace, config: WebConfig) -> int:
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, config: WebConfig) -> int:
     live = _live_registry(args.disable_exporter_metrics)
     options = Options(args.machines, args.machine_info, args.session_info)
     collector = LogindCollector(
@@ -225,7 +236,7 @@ def _run(args: argparse.Namespace, config: WebConfig) -> int:
         publisher,
         telemetry_path=args.telemetry_path,
         config=config,
-        landing_page=landing_page(__version__, args.telemetry_path, _flags_in_force(args)),
+        landing_page=landing_page(__version__, args.telemetry_path, flags_in_force(parser, args)),
         # Serving nothing while looking alive helps nobody: stop, exit 1, let systemd restart.
         on_failure=lambda exc: agent.request_stop(),
     )

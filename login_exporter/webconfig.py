@@ -115,11 +115,17 @@ class TLSConfig:
 
 @dataclass(frozen=True)
 class WebConfig:
-    """The parsed web config: TLS (None for plain HTTP), users -> bcrypt hash, extra headers."""
+    """The parsed web config: TLS (None for plain HTTP), users -> bcrypt hash, extra headers.
+
+    ``basic_auth_health`` (this exporter's own key, not exporter-toolkit's): with basic auth on,
+    whether /-/healthy and /-/ready ask for credentials too. Off by default: they tell nothing
+    but liveness, and health checks and probes (Docker, Kubernetes) send no credentials.
+    """
 
     tls: TLSConfig | None = None
     basic_auth_users: Mapping[str, bytes] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
+    basic_auth_health: bool = False
 
 
 class _Fields:
@@ -284,8 +290,11 @@ def _load_tls(source: str, base: Path, data: Mapping[Any, Any]) -> TLSConfig | N
             raise fields.error("client_ca_file", f"no PEM certificate in {ca_file}")
         context.load_verify_locations(cafile=str(ca_file))
     context.verify_mode = verify_mode
+    # Python's server contexts start with the option set: false must clear it.
     if prefer_server:
         context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+    else:
+        context.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
     context.set_alpn_protocols(["http/1.1"])
 
     return TLSConfig(
@@ -360,12 +369,21 @@ def load_web_config(path: str | Path) -> WebConfig:
         raise top.error(None, f"must be a YAML mapping, not {_yaml_type(data)}")
     fields = _Fields(source, "", data)
     fields.check_keys(
-        frozenset({"tls_server_config", "basic_auth_users", "http_server_config"}),
+        frozenset(
+            {"tls_server_config", "basic_auth_users", "basic_auth_health", "http_server_config"}
+        ),
         {"rate_limit": "not supported"},
     )
     base = config_path.resolve().parent
+    users = _load_users(source, fields.mapping("basic_auth_users"))
+    protect_health = fields.boolean("basic_auth_health", False)
+    if protect_health and not users:
+        raise fields.error(
+            "basic_auth_health", "true, but basic_auth_users is empty (it would be unused)"
+        )
     return WebConfig(
         tls=_load_tls(source, base, fields.mapping("tls_server_config")),
-        basic_auth_users=_load_users(source, fields.mapping("basic_auth_users")),
+        basic_auth_users=users,
         headers=_load_headers(source, fields.mapping("http_server_config")),
+        basic_auth_health=protect_health,
     )

@@ -18,7 +18,16 @@ from login_exporter.web.negotiation import (
     Negotiator,
 )
 
-__all__ = ["Endpoint", "ExpositionSource", "Headers", "Response", "Site", "route_table"]
+__all__ = [
+    "HEALTH_PATHS",
+    "Endpoint",
+    "ExpositionSource",
+    "Headers",
+    "Response",
+    "Site",
+    "open_paths",
+    "route_table",
+]
 
 log = logging.getLogger("login_exporter.web")
 
@@ -70,17 +79,32 @@ _VARY: Final = (("Vary", "Accept, Accept-Encoding"),)
 _GZIP_VARY: Final = (("Content-Encoding", "gzip"), *_VARY)
 
 
+HEALTH_PATHS: Final = ("/-/healthy", "/-/ready")
+
+
 def route_table(
     source: ExpositionSource, telemetry_path: str, landing: bytes
 ) -> dict[str, Endpoint]:
     """Return path -> endpoint. The telemetry path wins if it names another route's path."""
     landing_page = Response(200, landing, HTML)
+    healthy, ready = HEALTH_PATHS
     return {
         "/": lambda headers: landing_page,
-        "/-/healthy": lambda headers: HEALTHY,
-        "/-/ready": lambda headers: READY if source.ready() else NOT_READY,
+        healthy: lambda headers: HEALTHY,
+        ready: lambda headers: READY if source.ready() else NOT_READY,
         telemetry_path: Exposition(source),
     }
+
+
+def open_paths(telemetry_path: str, protect_health: bool) -> frozenset[str]:
+    """Return the paths answered without basic auth: the health endpoints unless protected.
+
+    They tell nothing but liveness, and health checks and probes send no credentials. The
+    telemetry path is never among them, even when it takes a health endpoint's path.
+    """
+    if protect_health:
+        return frozenset()
+    return frozenset(HEALTH_PATHS) - {telemetry_path}
 
 
 class Exposition:
@@ -102,17 +126,24 @@ class Exposition:
 
 
 class Site:
-    """Answers a parsed request: basic auth first, then the route, then the method."""
+    """Answers a parsed request: basic auth first, then the route, then the method.
+
+    Paths in ``unauthenticated`` skip basic auth (their credentials are not even looked at).
+    """
 
     def __init__(
-        self, routes: Mapping[str, Endpoint], authenticator: BasicAuthenticator | None = None
+        self,
+        routes: Mapping[str, Endpoint],
+        authenticator: BasicAuthenticator | None = None,
+        unauthenticated: frozenset[str] = frozenset(),
     ) -> None:
         self.routes = dict(routes)
         self.authenticator = authenticator
+        self.unauthenticated = unauthenticated
 
     def respond(self, method: str, path: str, headers: Mapping[str, str]) -> Response:
         """Return the answer to ``method path``; an endpoint that raises gives a 500."""
-        if self.authenticator is not None:
+        if self.authenticator is not None and path not in self.unauthenticated:
             verdict = self.authenticator.check_header(headers.get("authorization"))
             if verdict is None:
                 return AUTH_BUSY

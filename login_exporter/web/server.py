@@ -16,7 +16,7 @@ from login_exporter.web.acceptor import Acceptor
 from login_exporter.web.clientcert import AllowedSans
 from login_exporter.web.exchange import Exchange, Limits
 from login_exporter.web.landing import landing_page as make_landing_page
-from login_exporter.web.routes import ExpositionSource, Site, route_table
+from login_exporter.web.routes import ExpositionSource, Site, open_paths, route_table
 from login_exporter.webconfig import WebConfig
 
 __all__ = ["WebServer"]
@@ -24,6 +24,9 @@ __all__ = ["WebServer"]
 
 class WebServer:
     """Serves an ExpositionSource on listening sockets (plain or TLS, optional basic auth).
+
+    Basic auth gates every path but the health endpoints, unless the config's
+    ``basic_auth_health`` gates those too.
 
     ``sockets`` must already listen (see bind_listen_addresses, or systemd socket activation);
     the server owns them from now on and closes them in shutdown(). ``on_failure`` is called
@@ -58,6 +61,7 @@ class WebServer:
             BasicAuthenticator(config.basic_auth_users, max_concurrent_checks=max_concurrent_bcrypt)
             if config.basic_auth_users
             else None,
+            open_paths(telemetry_path, config.basic_auth_health),
         )
         site = self._site
         limits = Limits(request_timeout, idle_timeout)

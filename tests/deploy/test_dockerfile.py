@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
+import sys
 from pathlib import Path
 
+import bcrypt
+import pytest
+
 from tests.deploy.tools import REPO, describe, find_tool, run
+from tests.support.exporter import running_exporter
+from tests.support.logind_state import LogindState
 
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
@@ -90,3 +97,32 @@ def test_dockerignore_keeps_exactly_what_the_build_copies() -> None:
     noise_paths = (".git", "tests/conftest.py", "bench", "grafana", pycache)
     for noise in noise_paths:
         assert ignored(noise), f"{noise} would be sent to the build"
+
+
+def healthcheck_command() -> list[str]:
+    """The final stage's HEALTHCHECK command (exec form), as the container runs it."""
+    (args,) = [args for word, args in instructions() if word == "HEALTHCHECK"]
+    _, _, exec_form = args.partition(" CMD ")
+    command: list[str] = json.loads(exec_form)
+    return command
+
+
+@pytest.mark.parametrize(("protect_health", "healthy"), [(False, True), (True, False)])
+def test_healthcheck_passes_under_basic_auth_unless_health_is_protected(
+    real_252: LogindState, tmp_path: Path, protect_health: bool, healthy: bool
+) -> None:
+    # The HEALTHCHECK, run as it is in the image (only the port differs), against the real
+    # exporter with a web config holding basic_auth_users: it sends no credentials.
+    command = healthcheck_command()
+    assert command[:2] == ["python3", "-c"] and "127.0.0.1:9844/-/healthy" in command[2]
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(4)).decode()
+    config = tmp_path / "web.yml"
+    config.write_text(
+        f"basic_auth_users:\n  prometheus: '{hashed}'\n"
+        + ("basic_auth_health: true\n" if protect_health else "")
+    )
+    with running_exporter(f"--web.config.file={config}") as exporter:
+        assert exporter.get("/metrics").status_code == 401
+        check = command[2].replace("127.0.0.1:9844", f"127.0.0.1:{exporter.port}")
+        proc = run([sys.executable, "-c", check], timeout=10)
+    assert (proc.returncode == 0) is healthy, describe(proc)

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import pytest
+import requests
 import yaml
 
 from tests.deploy.tools import DEPLOY, REPO, describe, run
+from tests.support.exporter import running_exporter
+from tests.support.logind_state import LogindState
 
 K8S = DEPLOY / "kubernetes"
 OPERATOR = K8S / "prometheus-operator"
@@ -120,6 +125,29 @@ def test_daemonset_has_resource_limits_and_probes_on_the_health_endpoints() -> N
     assert "--web.listen-address=:9844" in c["args"]
     assert c["livenessProbe"]["httpGet"] == {"path": "/-/healthy", "port": "metrics"}
     assert c["readinessProbe"]["httpGet"] == {"path": "/-/ready", "port": "metrics"}
+
+
+def test_probes_answer_200_without_credentials_when_basic_auth_is_on(
+    real_252: LogindState, tmp_path: Path
+) -> None:
+    # The kubelet sends the probes without credentials: a web config with basic_auth_users
+    # (mounted and passed with --web.config.file) must not make the pods fail them.
+    c = container()
+    probes = [c[name]["httpGet"] for name in ("livenessProbe", "readinessProbe")]
+    assert all(set(probe) == {"path", "port"} for probe in probes), "no scheme or headers"
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(4)).decode()
+    config = tmp_path / "web.yml"
+    config.write_text(f"basic_auth_users:\n  prometheus: '{hashed}'\n")
+    args = [a for a in c["args"] if not a.startswith("--web.listen-address=")]
+    with running_exporter(*args, f"--web.config.file={config}") as exporter:
+        assert exporter.get("/metrics").status_code == 401
+        for probe in probes:
+            deadline = time.monotonic() + 5
+            while (status := exporter.get(probe["path"]).status_code) != 200:
+                assert time.monotonic() < deadline, f"{probe['path']}: {status}"
+                time.sleep(0.05)
+        assert requests.get(exporter.url + "/metrics", timeout=5,
+                            auth=("prometheus", "s3cret")).status_code == 200  # fmt: skip
 
 
 def test_service_selects_the_daemonset_pods_on_the_metrics_port() -> None:

@@ -37,6 +37,7 @@ from tests.support.exporter import (
     running_exporter,
     start_exporter,
 )
+from tests.support.flags import help_flags, landing_flags
 from tests.support.golden import REAL_252, loginctl_252
 from tests.support.logind_state import CATEGORIES, LogindState
 from tests.support.unprivileged import as_nobody
@@ -480,6 +481,17 @@ def test_endpoints(real_252: LogindState) -> None:
         }
         assert values[k("logind_up")] == 1
         assert values[k("logind_users", state="active")] == 6
+
+
+def test_landing_page_lists_every_flag_in_force(real_252: LogindState) -> None:
+    with running_exporter(
+        "--log.level=warn", "--log.format=json", "--web.disable-exporter-metrics"
+    ) as exporter:
+        shown = landing_flags(exporter.get("/").text)
+    assert set(shown) == help_flags()
+    assert shown["--log.level"] == "warn" and shown["--log.format"] == "json"
+    assert shown["--web.disable-exporter-metrics"] == "true"
+    assert shown["--refresh.debounce"] == "10ms"  # start_exporter's
 
 
 def test_custom_telemetry_path(real_252: LogindState) -> None:

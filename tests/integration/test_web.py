@@ -663,10 +663,59 @@ def test_basic_auth_rejects_with_a_challenge(
     serve: Serve, users: dict[str, bytes], headers: dict[str, str]
 ) -> None:
     _, port = serve(config=WebConfig(basic_auth_users=users))
-    for path in ("/metrics", "/", "/-/healthy"):
+    for path in ("/metrics", "/", "/nope"):
         status, answer_headers, _ = get(port, path, headers=headers)
         assert status == 401
         assert answer_headers["WWW-Authenticate"].startswith("Basic ")
+
+
+def _auth_config(tmp_path: Path, users: dict[str, bytes], extra: str = "") -> WebConfig:
+    path = tmp_path / "web.yml"
+    hashes = "".join(f"  {user}: '{hashed.decode()}'\n" for user, hashed in users.items())
+    path.write_text(f"basic_auth_users:\n{hashes}{extra}")
+    return load_web_config(path)
+
+
+def test_health_endpoints_answer_without_credentials_under_basic_auth(
+    serve: Serve, source: StaticSource, tmp_path: Path, users: dict[str, bytes]
+) -> None:
+    # The image's HEALTHCHECK and the Kubernetes probes send no credentials.
+    source.is_ready = True
+    server, port = serve(config=_auth_config(tmp_path, users))
+    for headers in ({}, _basic("prometheus", "wrong")):
+        for method in ("GET", "HEAD"):
+            assert get(port, "/-/healthy", method, headers)[0] == 200
+            assert get(port, "/-/ready", method, headers)[0] == 200
+        assert get(port, "/metrics", headers=headers)[0] == 401
+        assert get(port, "/", headers=headers)[0] == 401
+    assert get(port, "/-/healthy")[2] == b"Healthy\n"
+    source.is_ready = False
+    assert get(port, "/-/ready")[0] == 503
+    assert server.authenticator is not None
+    assert server.authenticator.bcrypt_checks == 1  # health never looks at the credentials
+    assert get(port, "/metrics", headers=_basic("prometheus", "right horse"))[0] == 200
+
+
+def test_basic_auth_health_puts_the_health_endpoints_behind_basic_auth(
+    serve: Serve, source: StaticSource, tmp_path: Path, users: dict[str, bytes]
+) -> None:
+    source.is_ready = True
+    _, port = serve(config=_auth_config(tmp_path, users, "basic_auth_health: true\n"))
+    for path in ("/-/healthy", "/-/ready"):
+        status, headers, _ = get(port, path)
+        assert status == 401 and headers["WWW-Authenticate"].startswith("Basic ")
+        assert get(port, path, headers=_basic("prometheus", "wrong"))[0] == 401
+        assert get(port, path, headers=_basic("prometheus", "right horse"))[0] == 200
+
+
+def test_a_telemetry_path_on_a_health_path_stays_behind_basic_auth(
+    serve: Serve, tmp_path: Path, users: dict[str, bytes]
+) -> None:
+    _, port = serve(telemetry_path="/-/healthy", config=_auth_config(tmp_path, users))
+    assert get(port, "/-/healthy")[0] == 401
+    status, _, body = get(port, "/-/healthy", headers=_basic("prometheus", "right horse"))
+    assert (status, body) == (200, TEXT)
+    assert get(port, "/-/ready")[0] == 503
 
 
 def test_basic_auth_pays_for_bcrypt_once_per_credential_pair(
@@ -741,6 +790,36 @@ def test_tls_serves_metrics_with_a_verified_server_certificate(
     _, port = serve(config=_tls_config(tmp_path, pki))
     assert tls_get(port, _client_context(pki)) == (200, TEXT)
     assert tls_get(port, _client_context(pki), "/-/healthy", host="localhost")[0] == 200
+
+
+@pytest.mark.parametrize(("prefer", "chosen"), [("true", "AES256"), ("false", "AES128")])
+def test_prefer_server_cipher_suites_picks_whose_order_wins(
+    serve: Serve, tmp_path: Path, pki: Pki, prefer: str, chosen: str
+) -> None:
+    # OpenSSL's own order puts AES-256-GCM first; this client asks for AES-128-GCM first.
+    config = _tls_config(
+        tmp_path, pki, f"  max_version: TLS12\n  prefer_server_cipher_suites: {prefer}\n"
+    )
+    _, port = serve(config=config)
+    context = _client_context(pki)
+    context.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384")
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as plain, \
+            context.wrap_socket(plain, server_hostname="localhost") as tls:  # fmt: skip
+        cipher = tls.cipher()
+    assert cipher is not None and cipher[1] == "TLSv1.2" and chosen in cipher[0], cipher
+
+
+@pytest.mark.parametrize("http2", ["true", "false"])
+def test_http2_is_accepted_and_the_server_speaks_http_1_1(
+    serve: Serve, tmp_path: Path, pki: Pki, http2: str
+) -> None:
+    config = _tls_config(tmp_path, pki, f"http_server_config:\n  http2: {http2}\n")
+    _, port = serve(config=config)
+    context = _client_context(pki)
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as plain, \
+            context.wrap_socket(plain, server_hostname="localhost") as tls:  # fmt: skip
+        assert tls.selected_alpn_protocol() == "http/1.1"
 
 
 def test_plain_http_to_the_tls_port_gets_400(serve: Serve, tmp_path: Path, pki: Pki) -> None:

@@ -12,8 +12,16 @@ import sys
 import pytest
 
 from login_exporter import __version__
-from login_exporter.cli import DEFAULT_PORT, build_parser, format_duration, parse_duration
+from login_exporter.cli import (
+    DEFAULT_PORT,
+    build_parser,
+    flags_in_force,
+    format_duration,
+    parse_duration,
+)
+from login_exporter.web import landing_page
 from tests.support.exporter import ROOT
+from tests.support.flags import help_flags, landing_flags
 
 # -- parse_duration -------------------------------------------------------------------------------
 
@@ -83,6 +91,45 @@ def test_abbreviated_flags_are_refused() -> None:
     with pytest.raises(SystemExit) as info:
         build_parser().parse_args(["--once", "--refresh.deb=1s"])
     assert info.value.code == 2
+
+
+# -- the landing page's flags in force ------------------------------------------------------------
+
+
+def test_flags_in_force_are_every_flag_of_the_help() -> None:
+    # Derived from the parser: a new flag shows up on the landing page without a second list.
+    parser = build_parser()
+    shown = {f"--{name}" for name in flags_in_force(parser, parser.parse_args([]))}
+    assert shown == help_flags()
+
+
+def test_flags_in_force_show_values_as_the_flags_take_them() -> None:
+    parser = build_parser()
+    args = parser.parse_args(
+        ["--web.listen-address=[::]:1", "--web.listen-address=127.0.0.1:2", "--log.level=debug",
+         "--log.format=json", "--web.disable-exporter-metrics", "--no-collector.dbus",
+         "--refresh.debounce=1m30s", "--refresh.resync-interval=0", "--dbus.address=unix:path=/b"]
+    )  # fmt: skip
+    flags = flags_in_force(parser, args)
+    assert flags == {
+        "web.listen-address": "[::]:1, 127.0.0.1:2",
+        "web.telemetry-path": "/metrics",
+        "web.config.file": "",
+        "web.systemd-socket": "false",
+        "web.disable-exporter-metrics": "true",
+        "collector.machines": "true",
+        "collector.machine-info": "true",
+        "collector.session-info": "false",
+        "collector.dbus": "false",
+        "dbus.address": "unix:path=/b",
+        "collector.inhibitor-info": "false",
+        "refresh.debounce": "90s",
+        "refresh.resync-interval": "0",
+        "log.level": "debug",
+        "log.format": "json",
+    }
+    page = landing_page("1.0", "/metrics", flags).decode()
+    assert landing_flags(page) == {f"--{name}": value for name, value in flags.items()}
 
 
 # -- the real program -----------------------------------------------------------------------------

@@ -134,6 +134,51 @@ def test_each_client_auth_type_sets_its_verify_mode(
     assert config.tls.ssl_context.verify_mode == mode
 
 
+def test_health_endpoints_are_open_under_basic_auth_by_default(
+    tmp_path: Path, a_hash: str
+) -> None:
+    assert WebConfig().basic_auth_health is False
+    config = load_web_config(write(tmp_path, f"basic_auth_users:\n  prometheus: {a_hash}\n"))
+    assert config.basic_auth_health is False
+
+
+@pytest.mark.parametrize(("text", "expected"), [("true", True), ("false", False), ("~", False)])
+def test_basic_auth_health_takes_a_boolean(
+    tmp_path: Path, a_hash: str, text: str, expected: bool
+) -> None:
+    path = write(
+        tmp_path, f"basic_auth_users:\n  prometheus: {a_hash}\nbasic_auth_health: {text}\n"
+    )
+    assert load_web_config(path).basic_auth_health is expected
+
+
+def test_basic_auth_health_false_needs_no_users(tmp_path: Path) -> None:
+    assert load_web_config(write(tmp_path, "basic_auth_health: false\n")) == WebConfig()
+
+
+@pytest.mark.parametrize(("text", "preferred"), [("", True), ("true", True), ("false", False)])
+def test_prefer_server_cipher_suites_sets_openssl_server_preference(
+    tmp_path: Path, pki: Pki, text: str, preferred: bool
+) -> None:
+    line = f"  prefer_server_cipher_suites: {text}\n" if text else ""
+    path = write(
+        tmp_path,
+        f"tls_server_config:\n  cert_file: {pki.server_cert}\n  key_file: {pki.server_key}\n"
+        + line,
+    )
+    config = load_web_config(path)
+    assert config.tls is not None and config.tls.prefer_server_cipher_suites is preferred
+    options = config.tls.ssl_context.options
+    assert bool(options & ssl.OP_CIPHER_SERVER_PREFERENCE) is preferred
+
+
+@pytest.mark.parametrize("text", ["true", "false"])
+def test_http2_is_accepted_and_changes_nothing(tmp_path: Path, text: str) -> None:
+    assert load_web_config(write(tmp_path, f"http_server_config:\n  http2: {text}\n")) == (
+        WebConfig()
+    )
+
+
 # ------------------------------------------------------------------------------ bad files
 
 
@@ -252,6 +297,16 @@ BAD: list[BadCase] = [
      f"{USERS}.a:b: a user name cannot contain ':'"),
     ("empty user name", lambda p, d: {USERS: {"": _bcrypt(p)}},
      f"{USERS}: user name '' must be a non-empty string"),
+    ("basic_auth_health is a string", lambda p, d: {USERS: {"a": _bcrypt(p)},
+                                                     "basic_auth_health": "yes"},
+     "basic_auth_health: must be true or false, not str"),
+    ("basic_auth_health is a number", lambda p, d: {USERS: {"a": _bcrypt(p)},
+                                                     "basic_auth_health": 1},
+     "basic_auth_health: must be true or false, not a number"),
+    ("basic_auth_health is a mapping", lambda p, d: {"basic_auth_health": {"enabled": True}},
+     "basic_auth_health: must be true or false, not a mapping"),
+    ("basic_auth_health without users", lambda p, d: {"basic_auth_health": True},
+     "basic_auth_health: true, but basic_auth_users is empty"),
     ("header that cannot be set", lambda p, d: {"http_server_config": {"headers": {"Server": "x"}}},
      f"{HEADERS}.Server: cannot be set"),
     ("header with a newline",
