@@ -351,9 +351,10 @@ def web_config_problems(text: str, accepted: set[str]) -> list[str]:
     leaves = {key.rsplit(".", 1)[-1] for key in accepted}
     problems = [f"{key}: accepted by webconfig.py, not in README's Web configuration"
                 for key in sorted(accepted) if key.rsplit(".", 1)[-1] not in named]  # fmt: skip
+    refused = set(webconfig._TLS_UNSUPPORTED)  # named in README as what is refused
     problems += [f"{span}: in README's Web configuration, not a field webconfig.py accepts"
                  for span in spans if ("_" in span or "." in span)
-                 and not set(span.split(".")) <= leaves]  # fmt: skip
+                 and not set(span.split(".")) <= leaves | refused]  # fmt: skip
     return problems
 
 
