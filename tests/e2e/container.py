@@ -89,6 +89,47 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
+CGROUP_ROOTS = (
+    Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup"),
+)
+
+
+def _own_cgroups(name: str) -> list[Path]:
+    """Create a cgroup named ``name`` in each hierarchy nspawn uses; return their paths.
+
+    With ``--keep-unit`` nspawn otherwise puts the container in the caller's cgroup, and two
+    containers at once (parallel work, a developer's run beside CI) then share one user.slice:
+    their sessions fail to register. Hybrid hierarchy: the unified and the named systemd one;
+    pure cgroup2: the root.
+    """
+    roots = [r for r in CGROUP_ROOTS[:2] if (r / "cgroup.procs").exists()]
+    if not roots and (CGROUP_ROOTS[2] / "cgroup.controllers").exists():
+        roots = [CGROUP_ROOTS[2]]
+    groups = []
+    for root in roots:
+        group = root / name
+        group.mkdir(exist_ok=True)
+        groups.append(group)
+    return groups
+
+
+def _join(groups: list[Path]) -> None:
+    """Move the calling process (the child about to exec nspawn) into ``groups``."""
+    for group in groups:
+        (group / "cgroup.procs").write_text("0")
+
+
+def _remove_cgroup(group: Path) -> None:
+    """Remove ``group`` and the cgroups made inside it (by nspawn, by systemd), deepest first."""
+    if not group.is_dir():
+        return
+    for path in sorted((p for p in group.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        with contextlib.suppress(OSError):
+            path.rmdir()
+    with contextlib.suppress(OSError):
+        group.rmdir()
+
+
 def _is_mounted(path: Path) -> bool:
     target = str(path)
     with open("/proc/self/mountinfo") as f:
@@ -125,6 +166,7 @@ class Container:
         self.nspawn: subprocess.Popen[bytes] | None = None
         self.init_pid = 0
         self._log_file: int | None = None
+        self.cgroups: list[Path] = []
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -175,6 +217,7 @@ class Container:
             capture_output=True,
         )
         self._mask_units()
+        self.cgroups = _own_cgroups(self.base.name)
         self._log_file = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         self.nspawn = subprocess.Popen(
             [
@@ -192,6 +235,7 @@ class Container:
             stdout=self._log_file,
             stderr=self._log_file,
             start_new_session=True,
+            preexec_fn=lambda: _join(self.cgroups),
             # systemd 258 and newer refuse this machine's hybrid cgroup hierarchy; a unified one
             # boots every release (notes/newer-systemd.md §1).
             env={**os.environ, "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1"} if self.lower else None,
@@ -304,6 +348,9 @@ class Container:
                 subprocess.run(["umount", "-l", str(merged)], capture_output=True)
             shutil.rmtree(self.base, ignore_errors=True)
             self.base = None
+        for group in self.cgroups:
+            _remove_cgroup(group)
+        self.cgroups = []
 
     # -- commands inside ---------------------------------------------------------------------
 
