@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -36,6 +36,8 @@ from tests.e2e.scenario import (
     Service,
     SessionTruth,
 )
+from tests.grafana import support as grafana
+from tests.support.prometheus import JOB, Prometheus
 
 pytestmark = pytest.mark.e2e
 
@@ -202,3 +204,117 @@ def test_the_checks_fail_when_a_given_seat_is_missing_or_wrong() -> None:
     assert login_differences(want, Exposition.parse(missing + "\n"))
     moved = right.replace('logind_sessions{seat="seat1"', 'logind_sessions{seat="seat2"')
     assert login_differences(want, Exposition.parse(moved))
+
+
+# Dashboard panels that may rightly return nothing after the multi-seat run below, and why.
+# (Every other panel must return finite data; the per-seat ones must name seat1 and seat2.)
+LEGITIMATELY_EMPTY: dict[str, str] = {}
+
+
+def test_dashboard_on_a_multi_seat_run(
+    scene: Scene, container: Container, seats: tuple[str, ...], metrics: None,
+    prometheus: Prometheus,
+) -> None:
+    """Issue 17, item 4: after a multi-seat run in the booted container, every panel query of
+    grafana/login-exporter.json, evaluated by the real Prometheus that scraped the exporter,
+    returns data, and the seat panels and tables show seat1 and seat2 with loginctl's figures."""
+    seat1, seat2 = seats
+    sel = f'job="{JOB}", instance="127.0.0.1:{EXPORTER_PORT}"'
+
+    def total(expr: str) -> float:
+        return prometheus.total(expr.replace("SEL", sel))
+
+    def seen(what: str, expr: str, at_least: float) -> None:
+        """Wait until Prometheus has scraped the step (so the next one is an increase)."""
+        prometheus.wait(lambda: total(expr) >= at_least, 20, what)
+
+    scene.add_seats(seat1, seat2)
+    greeters = [scene.add_user("dg"), scene.add_user("dg")]
+    alice, bob, carol = (scene.add_user(p) for p in ("da", "db", "dc"))
+    # A display manager's day on each seat, each step scraped before the next, so that every
+    # counter series exists before it increases and rates and quantiles have values.
+    ends, stops = total("sum(logind_session_ends_total{SEL})"), total(
+        "sum(logind_machine_stops_total{SEL})")
+    greet = [scene.graphical_session(g, seat, "x11", "greeter")
+             for g, seat in zip(greeters, seats, strict=True)]
+    desk_a = scene.graphical_session(alice, seat1, "x11", "user")
+    scene.stop_scope(greet[0])  # the greeter goes once the user is in
+    scene.wait_session_gone(greet[0])
+    scene.register_machine(f"{alice}-ct", "container")
+    scene.terminate_machine(f"{alice}-ct")
+    seen("a logout and a machine stop", "sum(logind_session_ends_total{SEL}) + "
+         "sum(logind_machine_stops_total{SEL})", ends + stops + 2)
+    desk_b = scene.graphical_session(bob, seat2, "wayland", "user")
+    scene.stop_scope(greet[1])
+    scene.wait_session_gone(greet[1])
+    scene.register_machine(f"{bob}-ct", "container")
+    scene.terminate_machine(f"{bob}-ct")
+    seen("a second logout and machine stop", "sum(logind_session_ends_total{SEL}) + "
+         "sum(logind_machine_stops_total{SEL})", ends + stops + 4)
+    desk_c = scene.graphical_session(carol, seat1, "x11", "user")
+    scene.activate(desk_a)  # carol's switched away from: alice in front again
+    scene.set_idle_hint(desk_c, True)
+    scene.set_locked_hint(desk_c, True)
+    scene.set_idle_hint(desk_b, True)  # bob alone on seat2: the seat is idle
+    machine = f"{carol}-ct"
+    scene.register_machine(machine, "container")  # one running through the evaluation
+    try:
+        prometheus.wait(lambda: total(f'logind_seat_idle{{SEL, seat="{seat2}"}}') == 1
+                        and total(f'logind_seat_sessions{{SEL, seat="{seat1}"}}') == 2
+                        and total(f'logind_seat_active_session{{SEL, seat="{seat1}"}}') == 1
+                        and total("logind_machine_info{SEL}") >= 1,
+                        20, "the multi-seat run in Prometheus")
+        seat_truth = {s.name: s for s in scene.truth.seats()}
+        variables = {"job": JOB, "instance": f"127.0.0.1:{EXPORTER_PORT}", "__rate_interval": "1m",
+                     "__interval": "1m", "__range": "5m"}
+        targets = grafana.targets(grafana.load())
+        assert len(targets) > 40
+
+        def problem(target: grafana.Target) -> str | None:
+            try:
+                data = grafana.evaluate(prometheus, target, variables)
+            except AssertionError as e:
+                return f"does not evaluate: {e}"
+            if not grafana.finite_values(data):
+                return f"returns no data: {data['result']}"
+            if "seat)" not in target.expr:
+                return None
+            by_seat = grafana.last_by(data, "seat")
+            if not {seat1, seat2} <= set(by_seat):
+                return f"shows seats {sorted(by_seat)}, not {seat1} and {seat2}"
+            for name, want in SEAT_TABLE.items():
+                if f"({name}{{" in target.expr:
+                    for seat in (seat1, seat2):
+                        if by_seat[seat] != want(seat_truth[seat]):
+                            return (f"{seat}: {by_seat[seat]}, loginctl says "
+                                    f"{want(seat_truth[seat])}")
+            return None
+
+        # Rates need two samples of each new series in their window: retry the stragglers.
+        deadline = time.monotonic() + 15
+        pending = [t for t in targets if t.panel not in LEGITIMATELY_EMPTY]
+        while True:
+            failures = {t: why for t in pending if (why := problem(t)) is not None}
+            if not failures or time.monotonic() > deadline:
+                break
+            pending = list(failures)
+            time.sleep(1)
+        assert not failures, f"{len(failures)} of {len(targets)} panel queries:\n" + "\n".join(
+            f"{t}\n    -> {why}" for t, why in failures.items())
+        seat_panels = {t.panel for t in targets if "seat)" in t.expr}
+        assert {"Seats", "Sessions by seat", "Idle seats"} <= seat_panels, seat_panels
+    finally:
+        scene.terminate_machine(machine)
+        for sid in (desk_a, desk_b, desk_c):
+            scene.stop_scope(sid)
+            scene.wait_session_gone(sid)
+
+
+# What loginctl says for each seat-table family (a seat's figure in the dashboard's tables).
+SEAT_TABLE: dict[str, Callable[[SeatTruth], float]] = {
+    "logind_seat_present": lambda s: 1.0,
+    "logind_seat_active_session": lambda s: float(bool(s.active_session)),
+    "logind_seat_can_graphical": lambda s: float(s.can_graphical),
+    "logind_seat_can_tty": lambda s: float(s.can_tty),
+    "logind_seat_sessions": lambda s: float(len(s.sessions)),
+}
