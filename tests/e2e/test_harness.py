@@ -144,3 +144,10 @@ def container_hints(scene: Scene, session_id: str) -> tuple[str, str]:
     values = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
     return values["IdleHint"], values["LockedHint"]
 
+
+
+def test_restart_logind_any_number_of_times_in_a_row(scene: Scene) -> None:
+    """More restarts than systemd-logind.service's start limit (5 in 10 s) all go through."""
+    for _ in range(7):
+        scene.restart_logind()
+    assert "seat0" in scene.seat_names()
