@@ -23,6 +23,8 @@ PROM = DEPLOY / "prometheus"
 ALERTS = PROM / "login-exporter-alerts.yml"
 RULES = PROM / "login-exporter-rules.yml"
 UNIT_TESTS = PROM / "tests" / "login-exporter.test.yml"
+# Per-site thresholds the unit tests load beside the shipped files (as README's "Kiosks" says).
+SITE_THRESHOLDS = PROM / "tests" / "kiosk-site-thresholds.yml"
 SCRAPE_CONFIGS = [PROM / "prometheus-static.yml", PROM / "prometheus-file-sd.yml"]
 TARGET_LABELS = {"kiosk", "remote_logins", "greeter_idle", "machines"}
 
@@ -41,7 +43,7 @@ def promtool(*args: str, cwd: Path | None = None) -> tuple[int, str]:
 
 
 def test_rule_files_pass_promtool_check_rules() -> None:
-    for path in (RULES, ALERTS):
+    for path in (RULES, ALERTS, SITE_THRESHOLDS):
         status, out = promtool("check", "rules", str(path))
         assert status == 0 and "SUCCESS" in out, out
 
@@ -126,6 +128,7 @@ def _lay_out(base: Path, alerts_doc: dict[str, Any], only: str | None = None) ->
     """The rule files and unit tests under base; ``only``: just the test groups for that alert."""
     (base / "tests").mkdir(parents=True)
     shutil.copy2(RULES, base / RULES.name)
+    shutil.copy2(SITE_THRESHOLDS, base / "tests" / SITE_THRESHOLDS.name)
     (base / ALERTS.name).write_text(yaml.safe_dump(alerts_doc, sort_keys=False))
     tests_doc = yaml.safe_load(UNIT_TESTS.read_text())
     if only is not None:  # the other groups cannot notice; leaving them out keeps this fast

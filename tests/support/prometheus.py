@@ -1,4 +1,5 @@
-"""A real Prometheus server (Debian's package) with a temporary config and TSDB, for tests."""
+"""A real Prometheus server and Alertmanager (Debian's packages) with temporary configs and
+storage, for tests."""
 
 from __future__ import annotations
 
@@ -18,21 +19,27 @@ JOB = "login-exporter"
 
 
 class Prometheus:
-    """Prometheus on 127.0.0.1:port scraping ``targets`` as job "login-exporter" every second.
+    """Prometheus on 127.0.0.1:port scraping ``targets`` as job "login-exporter" every second,
+    evaluating its rules every second.
 
-    With ``labelled``, the same targets are scraped again as job "login-exporter-labelled" with
-    those target labels (what the deploy/ alerts select hosts by).
+    ``labels`` are target labels of that job (kiosk, site, ...: what the deploy/ alerts select
+    hosts by). With ``labelled``, the same targets are scraped again as job
+    "login-exporter-labelled" with those target labels. With ``alertmanager`` (host:port), alerts
+    are sent there.
     """
 
     def __init__(
-        self, port: int, targets: list[str], labelled: dict[str, str] | None = None
+        self, port: int, targets: list[str], labelled: dict[str, str] | None = None, *,
+        labels: dict[str, str] | None = None, alertmanager: str | None = None,
     ) -> None:
         self.port = port
         self.dir = Path(tempfile.mkdtemp(prefix="login-exporter-prom-"))
         self.config = self.dir / "prometheus.yml"
         self.rule_files: list[Path] = []
         self.targets = targets
+        self.labels = labels or {}
         self.labelled = labelled or {}
+        self.alertmanager = alertmanager
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -41,9 +48,10 @@ class Prometheus:
 
     def write_config(self) -> None:
         """Write prometheus.yml for the targets, labels and rule files set now."""
-        jobs: list[dict[str, Any]] = [
-            {"job_name": JOB, "static_configs": [{"targets": self.targets}]}
-        ]
+        static: dict[str, Any] = {"targets": self.targets}
+        if self.labels:
+            static["labels"] = self.labels
+        jobs: list[dict[str, Any]] = [{"job_name": JOB, "static_configs": [static]}]
         if self.labelled:
             jobs.append({"job_name": f"{JOB}-labelled",
                          "static_configs": [{"targets": self.targets,
@@ -54,6 +62,9 @@ class Prometheus:
         }
         if self.rule_files:
             config["rule_files"] = [str(p) for p in self.rule_files]
+        if self.alertmanager:
+            config["alerting"] = {"alertmanagers": [
+                {"static_configs": [{"targets": [self.alertmanager]}]}]}
         self.config.write_text(yaml.safe_dump(config))
 
     def start(self) -> Prometheus:
@@ -119,6 +130,12 @@ class Prometheus:
         """Return the sum of an instant query's values (0 when empty)."""
         return sum(float(s["value"][1]) for s in self.query(expr))
 
+    def alerts(self) -> list[dict[str, Any]]:
+        """The alerts Prometheus holds now, pending and firing (/api/v1/alerts): each with
+        ``labels``, ``state`` ("pending" or "firing"), ``activeAt`` and ``value``."""
+        found: list[dict[str, Any]] = self.api("alerts")["alerts"]
+        return found
+
     def rules(self) -> list[dict[str, Any]]:
         """The rule groups Prometheus has loaded."""
         groups: list[dict[str, Any]] = self.api("rules")["groups"]
@@ -143,3 +160,81 @@ class Prometheus:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+class Alertmanager:
+    """Alertmanager on 127.0.0.1:port (no cluster) sending every alert to ``webhook`` (a URL).
+
+    Each alert is a group of its own (``group_by: [...]``), told after ``group_wait`` and again,
+    when it changes or resolves, after ``group_interval``; resolved alerts are sent too.
+    """
+
+    def __init__(self, port: int, webhook: str, *, group_wait: str = "1s",
+                 group_interval: str = "1s") -> None:
+        self.port = port
+        self.webhook = webhook
+        self.group_wait, self.group_interval = group_wait, group_interval
+        self.dir = Path(tempfile.mkdtemp(prefix="login-exporter-am-"))
+        self.config = self.dir / "alertmanager.yml"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def address(self) -> str:
+        """host:port, as Prometheus' alerting config names it."""
+        return f"127.0.0.1:{self.port}"
+
+    def write_config(self) -> None:
+        """Write alertmanager.yml: one route, one webhook receiver."""
+        config = {
+            "route": {"receiver": "test", "group_by": ["..."], "group_wait": self.group_wait,
+                      "group_interval": self.group_interval, "repeat_interval": "1h"},
+            "receivers": [{"name": "test", "webhook_configs": [
+                {"url": self.webhook, "send_resolved": True}]}],
+        }  # fmt: skip
+        self.config.write_text(yaml.safe_dump(config))
+
+    def start(self) -> Alertmanager:
+        """Start it and wait for /-/ready; fail the test when it cannot."""
+        binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+        if binary is None:
+            pytest.fail("alertmanager missing: apt-get install prometheus-alertmanager "
+                        "(.ci/apt-packages.txt)")
+        self.write_config()
+        with open(self.dir / "alertmanager.log", "wb") as log:
+            self.proc = subprocess.Popen(
+                [binary, f"--config.file={self.config}", f"--storage.path={self.dir / 'data'}",
+                 f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="],
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"alertmanager exited:\n{self.log()}")
+            try:
+                if requests.get(f"{self.url}/-/ready", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"alertmanager not ready after 30 s:\n{self.log()}")
+            time.sleep(0.1)
+
+    def log(self) -> str:
+        """The last lines of its log."""
+        return (self.dir / "alertmanager.log").read_text(errors="replace")[-3000:]
+
+    def stop(self) -> None:
+        """Stop it and remove its files."""
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+            self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
