@@ -126,6 +126,31 @@ class Totals:
             self.machine_stops[label_value(machine.klass)] += 1
 
 
+# One gauge per seat, labelled by seat: name -> (HELP, value from the seat, the live sessions
+# per seat and every session). Tests take the list of seat families from here.
+SeatValue = Callable[[Seat, Mapping[str, int], Mapping[str, Session]], float]
+SEAT_FAMILIES: dict[str, tuple[str, SeatValue]] = {
+    "logind_seat_present": (
+        "1 while the seat exists, 0 after it has gone.",
+        lambda seat, live, sessions: 1.0),
+    "logind_seat_sessions": (
+        "Sessions attached to the seat.",
+        lambda seat, live, sessions: float(live.get(seat.name, 0))),
+    "logind_seat_active_session": (
+        "1 if the seat has an active (foreground) session.",
+        lambda seat, live, sessions: float(seat.active_session in sessions)),
+    "logind_seat_can_graphical": (
+        "1 if the seat can show graphics.",
+        lambda seat, live, sessions: float(seat.can_graphical)),
+    "logind_seat_can_tty": (
+        "1 if the seat has text consoles (sd_seat_can_tty).",
+        lambda seat, live, sessions: float(seat.can_tty)),
+    "logind_seat_can_multi_session": (
+        "1 if the seat can hold several sessions (sd_seat_can_multi_session).",
+        lambda seat, live, sessions: float(seat.can_multi_session)),
+}  # fmt: skip
+
+
 class _Sticky:
     """Remembers every label set a gauge family ever had, so vanished ones export 0."""
 
@@ -286,25 +311,10 @@ class LogindCollector(Collector):
         # Count live sessions, not the seat file's SESSIONS list: systemd 252 leaves an ended
         # session's id there (and in ACTIVE) until something else rewrites the seat.
         live: Counter[str] = Counter(s.seat for s in snapshot.sessions.values() if s.seat)
-        sessions = snapshot.sessions
-        per_seat: list[tuple[str, str, Callable[[Seat], float]]] = [
-            ("logind_seat_present", "1 while the seat exists, 0 after it has gone.",
-             lambda s: 1.0),
-            ("logind_seat_sessions", "Sessions attached to the seat.",
-             lambda s: float(live[s.name])),
-            ("logind_seat_active_session", "1 if the seat has an active (foreground) session.",
-             lambda s: float(s.active_session in sessions)),
-            ("logind_seat_can_graphical", "1 if the seat can show graphics.",
-             lambda s: float(s.can_graphical)),
-            ("logind_seat_can_tty", "1 if the seat has text consoles (sd_seat_can_tty).",
-             lambda s: float(s.can_tty)),
-            ("logind_seat_can_multi_session",
-             "1 if the seat can hold several sessions (sd_seat_can_multi_session).",
-             lambda s: float(s.can_multi_session)),
-        ]  # fmt: skip
-        for name, doc, value in per_seat:
+        for name, (doc, value) in SEAT_FAMILIES.items():
             values: dict[tuple[str, ...], float] = {
-                (seat.name,): value(seat) for seat in snapshot.seats.values()
+                (seat.name,): value(seat, live, snapshot.sessions)
+                for seat in snapshot.seats.values()
             }
             yield _gauge(name, doc, ["seat"], self._sticky.fill(name, values))
 
