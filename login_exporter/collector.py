@@ -14,18 +14,13 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from login_exporter import __version__
 from login_exporter.exposition import Exposition
+from login_exporter.families import Sticky, counter, gauge
 from login_exporter.liveness import FILES_RULE, RULE_FILES, RULE_UNIT, Status
 from login_exporter.state import Difference, Seat, Session, Snapshot
 
@@ -151,35 +146,6 @@ SEAT_FAMILIES: dict[str, tuple[str, SeatValue]] = {
 }  # fmt: skip
 
 
-class _Sticky:
-    """Remembers every label set a gauge family ever had, so vanished ones export 0."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, set[tuple[str, ...]]] = {}
-
-    def fill(self, name: str, values: dict[tuple[str, ...], float]) -> dict[tuple[str, ...], float]:
-        seen = self._seen.setdefault(name, set())
-        seen.update(values)
-        return {labels: values.get(labels, 0.0) for labels in sorted(seen)}
-
-
-def _family(
-    kind: type[GaugeMetricFamily | CounterMetricFamily],
-    name: str,
-    doc: str,
-    labels: Sequence[str],
-    values: dict[tuple[str, ...], float],
-) -> Metric:
-    family = kind(name, doc, labels=labels)
-    for label_values, value in values.items():
-        family.add_metric(label_values, value)
-    return family
-
-
-_gauge = partial(_family, GaugeMetricFamily)
-_counter = partial(_family, CounterMetricFamily)
-
-
 SESSION_INFO_LABELS = (
     "session", "uid", "user", "seat", "type", "class", "state", "remote", "remote_host",
     "service", "tty", "desktop",
@@ -232,7 +198,7 @@ class LogindCollector(Collector):
 
     def __init__(self, options: Options, libsystemd_version: str, start_time_known: bool) -> None:
         self._options = options
-        self._sticky = _Sticky()
+        self._sticky = Sticky()
         self._families: list[Metric] = []
         self._session_info = _SessionInfo() if options.session_info else None
         self._session_info_block = b""
@@ -267,7 +233,7 @@ class LogindCollector(Collector):
     def _build(self, snapshot: Snapshot, totals: Totals, liveness: Status) -> Iterator[Metric]:
         sticky, options = self._sticky, self._options
         up = liveness.up(snapshot.logind_up)
-        yield _gauge(
+        yield gauge(
             "logind_up",
             "1 while systemd-logind runs (its invocation link exists; where that cannot be read: "
             "while its state is readable, seat0 exists) and, while the system bus is connected, "
@@ -276,7 +242,7 @@ class LogindCollector(Collector):
             [],
             {(): 1.0 if up else 0.0},
         )
-        yield _counter(
+        yield counter(
             "logind_restarts",
             "Starts of systemd-logind seen after the exporter's first view (its invocation id "
             "changed).",
@@ -286,7 +252,7 @@ class LogindCollector(Collector):
         by_attrs: Counter[tuple[str, ...]] = Counter()
         for s in snapshot.sessions.values():
             by_attrs[(*session_key(s.seat, s.remote, s.type, s.klass), label_value(s.state))] += 1
-        yield _gauge(
+        yield gauge(
             "logind_sessions",
             "Login sessions by seat, remote, type, class and state.",
             ["seat", "remote", "type", "class", "state"],
@@ -296,7 +262,7 @@ class LogindCollector(Collector):
         users: dict[tuple[str, ...], float] = {(state,): 0.0 for state in USER_STATES}
         for user in snapshot.users.values():
             users[(label_value(user.state),)] = users.get((label_value(user.state),), 0.0) + 1
-        yield _gauge(
+        yield gauge(
             "logind_users",
             "Users (uids with login state) by sd_uid_get_state.",
             ["state"],
@@ -316,13 +282,13 @@ class LogindCollector(Collector):
                 (seat.name,): value(seat, live, snapshot.sessions)
                 for seat in snapshot.seats.values()
             }
-            yield _gauge(name, doc, ["seat"], self._sticky.fill(name, values))
+            yield gauge(name, doc, ["seat"], self._sticky.fill(name, values))
 
     def _machines(self, snapshot: Snapshot, totals: Totals) -> Iterator[Metric]:
         by_class: Counter[tuple[str, ...]] = Counter(
             (label_value(m.klass),) for m in snapshot.machines.values()
         )
-        yield _gauge(
+        yield gauge(
             "logind_machines",
             "Running machines (VMs and containers registered with machined) by class.",
             ["class"],
@@ -332,7 +298,7 @@ class LogindCollector(Collector):
             info: dict[tuple[str, ...], float] = {
                 (m.name, label_value(m.klass)): 1.0 for m in snapshot.machines.values()
             }
-            yield _gauge(
+            yield gauge(
                 "logind_machine_info",
                 "1 per running machine.",
                 ["machine", "class"],
@@ -342,18 +308,18 @@ class LogindCollector(Collector):
             ("logind_machine_starts", "Machines that appeared.", totals.machine_starts),
             ("logind_machine_stops", "Machines that went away.", totals.machine_stops),
         ):
-            yield _counter(name, doc, ["class"], {(k,): float(v) for k, v in counts.items()})
+            yield counter(name, doc, ["class"], {(k,): float(v) for k, v in counts.items()})
 
     def _session_counters(self, totals: Totals) -> Iterator[Metric]:
         labels = ["seat", "remote", "type", "class"]
-        yield _counter(
+        yield counter(
             "logind_session_starts",
             "Sessions that appeared since the exporter started (those present at start-up are "
             "not counted).",
             labels,
             {k: float(v) for k, v in totals.session_starts.items()},
         )
-        yield _counter(
+        yield counter(
             "logind_session_ends",
             "Sessions that went away since the exporter started.",
             labels,
@@ -371,26 +337,26 @@ class LogindCollector(Collector):
     def _self_metrics(
         self, snapshot: Snapshot, totals: Totals, liveness: Status
     ) -> Iterator[Metric]:
-        yield _gauge(
+        yield gauge(
             "logind_exporter_build_info",
             "Version of the exporter, Python and libsystemd (newest LIBSYSTEMD_ symbol version).",
             ["version", "python_version", "libsystemd_version"],
             {self._build_info: 1.0},
         )
-        yield _counter(
+        yield counter(
             "logind_exporter_refreshes",
             "Snapshot recomputations by reason.",
             ["reason"],
             {(r,): float(totals.refreshes[r]) for r in REFRESH_REASONS},
         )
-        yield _gauge(
+        yield gauge(
             "logind_exporter_liveness_rule",
             "The rule logind_up follows: unit (systemd's invocation link of "
             "systemd-logind.service) or files (seat0's state file exists), 1 for the one in force.",
             ["rule"],
             {(rule,): 1.0 if rule == liveness.rule else 0.0 for rule in (RULE_UNIT, RULE_FILES)},
         )
-        yield _counter(
+        yield counter(
             "logind_exporter_monitor_wakeups",
             "Wake-ups of the sd-login monitor fds.",
             [],
@@ -402,19 +368,19 @@ class LogindCollector(Collector):
         )
         family.add_metric([], totals.refresh_duration.buckets(), totals.refresh_duration.total)
         yield family
-        yield _gauge(
+        yield gauge(
             "logind_exporter_last_refresh_timestamp_seconds",
             "Wall-clock time of the newest snapshot.",
             [],
             {(): snapshot.taken_at},
         )
-        yield _counter(
+        yield counter(
             "logind_exporter_read_races",
             "Objects that vanished between listing and reading (normal, not an error).",
             [],
             {(): float(totals.read_races)},
         )
-        yield _counter(
+        yield counter(
             "logind_exporter_errors",
             "Failures by kind: list (listing objects failed), read (a state file could not be "
             "parsed), monitor (an sd-login monitor was lost), dbus (the system bus connection "
