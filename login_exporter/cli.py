@@ -13,6 +13,7 @@ import re
 import socket
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from prometheus_client import (
@@ -247,7 +248,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, config: WebC
         publisher,
         telemetry_path=args.telemetry_path,
         config=config,
-        landing_page=landing_page(__version__, args.telemetry_path, flags_in_force(parser, args)),
+        landing_page=partial(landing_page, __version__, flags=flags_in_force(parser, args)),
         # Serving nothing while looking alive helps nobody: stop, exit 1, let systemd restart.
         on_failure=lambda exc: agent.request_stop(),
     )

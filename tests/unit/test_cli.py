@@ -132,7 +132,7 @@ def test_flags_in_force_show_values_as_the_flags_take_them() -> None:
         "log.level": "debug",
         "log.format": "json",
     }
-    page = landing_page("1.0", "/metrics", flags).decode()
+    page = landing_page("1.0", [("/metrics", "Metrics")], flags).decode()
     assert landing_flags(page) == {f"--{name}": value for name, value in flags.items()}
 
 
