@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client.core import HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from login_exporter import __version__
 from login_exporter.exposition import Exposition
@@ -193,8 +192,9 @@ class _SessionInfo:
         return f"logind_session_info{{{labels}}} 1.0\n".encode("utf-8", "surrogateescape")
 
 
-class LogindCollector(Collector):
-    """Yields the logind_* families for the snapshot and totals last given to :meth:`update`."""
+class LogindCollector:
+    """The logind_* families for the snapshot and totals last given to :meth:`update`, as an
+    :class:`Exposition` (:meth:`exposition`)."""
 
     def __init__(self, options: Options, libsystemd_version: str, start_time_known: bool) -> None:
         self._options = options
@@ -222,10 +222,6 @@ class LogindCollector(Collector):
         if self._session_info is not None:
             self._session_info_block = self._session_info.render(snapshot.sessions)
 
-    def collect(self) -> Iterable[Metric]:
-        """Return the families computed by the last update() (all but logind_session_info)."""
-        return self._families
-
     def exposition(self) -> Exposition:
         """Return the last update() as an Exposition, logind_session_info included."""
         return Exposition(self._families, self._session_info_block)
@@ -243,7 +239,7 @@ class LogindCollector(Collector):
             {(): 1.0 if up else 0.0},
         )
         yield counter(
-            "logind_restarts",
+            "logind_restarts_total",
             "Starts of systemd-logind seen after the exporter's first view (its invocation id "
             "changed).",
             [],
@@ -305,22 +301,22 @@ class LogindCollector(Collector):
                 self._sticky.fill("logind_machine_info", info),
             )
         for name, doc, counts in (
-            ("logind_machine_starts", "Machines that appeared.", totals.machine_starts),
-            ("logind_machine_stops", "Machines that went away.", totals.machine_stops),
+            ("logind_machine_starts_total", "Machines that appeared.", totals.machine_starts),
+            ("logind_machine_stops_total", "Machines that went away.", totals.machine_stops),
         ):
             yield counter(name, doc, ["class"], {(k,): float(v) for k, v in counts.items()})
 
     def _session_counters(self, totals: Totals) -> Iterator[Metric]:
         labels = ["seat", "remote", "type", "class"]
         yield counter(
-            "logind_session_starts",
+            "logind_session_starts_total",
             "Sessions that appeared since the exporter started (those present at start-up are "
             "not counted).",
             labels,
             {k: float(v) for k, v in totals.session_starts.items()},
         )
         yield counter(
-            "logind_session_ends",
+            "logind_session_ends_total",
             "Sessions that went away since the exporter started.",
             labels,
             {k: float(v) for k, v in totals.session_ends.items()},
@@ -344,7 +340,7 @@ class LogindCollector(Collector):
             {self._build_info: 1.0},
         )
         yield counter(
-            "logind_exporter_refreshes",
+            "logind_exporter_refreshes_total",
             "Snapshot recomputations by reason.",
             ["reason"],
             {(r,): float(totals.refreshes[r]) for r in REFRESH_REASONS},
@@ -357,7 +353,7 @@ class LogindCollector(Collector):
             {(rule,): 1.0 if rule == liveness.rule else 0.0 for rule in (RULE_UNIT, RULE_FILES)},
         )
         yield counter(
-            "logind_exporter_monitor_wakeups",
+            "logind_exporter_monitor_wakeups_total",
             "Wake-ups of the sd-login monitor fds.",
             [],
             {(): float(totals.wakeups)},
@@ -375,13 +371,13 @@ class LogindCollector(Collector):
             {(): snapshot.taken_at},
         )
         yield counter(
-            "logind_exporter_read_races",
+            "logind_exporter_read_races_total",
             "Objects that vanished between listing and reading (normal, not an error).",
             [],
             {(): float(totals.read_races)},
         )
         yield counter(
-            "logind_exporter_errors",
+            "logind_exporter_errors_total",
             "Failures by kind: list (listing objects failed), read (a state file could not be "
             "parsed), monitor (an sd-login monitor was lost), dbus (the system bus connection "
             "failed or was lost).",

@@ -45,5 +45,13 @@ def family(
 
 gauge = partial(family, GaugeMetricFamily)
 """A gauge family: gauge(name, doc, labels, values)."""
-counter = partial(family, CounterMetricFamily)
-"""A counter family: counter(name ending in _total, doc, labels, values)."""
+
+
+def counter(
+    name: str, doc: str, labels: Sequence[str], values: dict[LabelValues, float]
+) -> Metric:
+    """Return a counter family (see :func:`family`). Raises ValueError unless ``name`` ends in
+    ``_total``: the name is written as exposed, so grep finds where a counter is defined."""
+    if not name.endswith("_total"):
+        raise ValueError(f"counter {name!r}: write the name as exposed, with _total")
+    return family(CounterMetricFamily, name, doc, labels, values)

@@ -42,11 +42,11 @@ class PresenceFamilies:
             "1 while connected to the system bus and org.freedesktop.login1 has an owner.",
             [], {(): 1.0 if presence.up else 0.0},
         ), counter(
-            "logind_exporter_dbus_messages",
+            "logind_exporter_dbus_messages_total",
             "Messages (signals and replies) received from the system bus.",
             [], {(): float(messages)},
         ), counter(
-            "logind_exporter_bus_messages_dropped",
+            "logind_exporter_bus_messages_dropped_total",
             "Messages from the system bus that were not acted on, by reason: sender (not from "
             "who may send it), unexpected (a call to us, a reply to no pending call), size "
             "(over 16 MiB, skipped unread), signature (not the member's), property (a value of "

@@ -8,6 +8,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from prometheus_client import (
     GC_COLLECTOR,
     PLATFORM_COLLECTOR,
@@ -19,6 +20,7 @@ from prometheus_client import (
 from login_exporter.bus.view import Inhibitor, Power, Presence, SeatIdle, SessionHints
 from login_exporter.collector import LogindCollector, Options, Totals
 from login_exporter.exposition import Exposition
+from login_exporter.families import counter
 from login_exporter.presence import PresenceFamilies
 from login_exporter.state import Difference, Machine, Seat, User
 from tests.support.snapshots import session, snapshot
@@ -111,3 +113,9 @@ def test_the_private_import_check_finds_them(tmp_path: Path) -> None:
         "login_exporter.presence: from login_exporter.collector import _Sticky",
         "login_exporter.presence: from login_exporter.sdlogin._ffi import ...",
     ]
+
+
+def test_counters_are_written_with_total() -> None:
+    assert counter("a_total", "", [], {(): 1.0}).name == "a"  # exposed as a_total
+    with pytest.raises(ValueError, match="_total"):
+        counter("a", "", [], {(): 1.0})
