@@ -20,7 +20,7 @@ REAL_252 = FIXTURES / "real-252"
 REAL_252_LOGINCTL = FIXTURES / "real-252-loginctl.json"
 
 # Every captured /run/systemd tree under tests/fixtures whose expositions are kept as golden
-# files (<tree>-once.prom, <tree>-once-session-info.prom, <tree>-metrics.om). Adding a tree is
+# files (<tree>-once.prom, <tree>-metrics.om). Adding a tree is
 # one line here, then `UPDATE_GOLDEN=1 python3 -m pytest tests/integration/test_golden.py`.
 GOLDEN_TREES = ("real-252",)
 # Bus views kept as golden files: <view>.json (logind's answers over the bus) -> <view>.prom.

