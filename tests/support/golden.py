@@ -23,8 +23,9 @@ REAL_252_LOGINCTL = FIXTURES / "real-252-loginctl.json"
 # files (<tree>-once.prom, <tree>-metrics.om). Adding a tree is
 # one line here, then `UPDATE_GOLDEN=1 python3 -m pytest tests/integration/test_golden.py`.
 GOLDEN_TREES = ("real-252",)
-# Bus views kept as golden files: <view>.json (logind's answers over the bus) -> <view>.prom.
-GOLDEN_BUS_VIEWS = ("real-252-bus",)
+# Bus views kept as golden files: <view>.json (what a booted logind answered on its bus,
+# recorded by tests/e2e/record_bus_view.py) -> <view>.prom.
+GOLDEN_BUS_VIEWS = ("bus-252",)
 
 UPDATE = "UPDATE_GOLDEN"
 
