@@ -112,6 +112,18 @@ ORDER = (
 )
 
 
+def figure_rank(figure: str) -> int:
+    """Return the table position of ``figure`` (the first ORDER prefix it starts with).
+
+    Raises KeyError naming a figure that ORDER lacks: a new figure gets its place, rather than
+    silently sorting last.
+    """
+    for rank, prefix in enumerate(ORDER):
+        if figure.startswith(prefix):
+            return rank
+    raise KeyError(f"bench figure {figure!r} has no place in bench/run.py's ORDER")
+
+
 def log(message: str) -> None:
     """Progress line on stderr."""
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
@@ -181,14 +193,10 @@ class Run:
             self.reference,
         )
         self.real_part()
-        rank = {name: i for i, name in enumerate(ORDER)}
 
         def key(row: Row) -> tuple[int, int]:
-            figure_rank = next(
-                (r for name, r in rank.items() if row.figure.startswith(name)), len(ORDER)
-            )
             digits = "".join(ch for ch in row.n if ch.isdigit())
-            return figure_rank, int(digits) if digits else 0
+            return figure_rank(row.figure), int(digits) if digits else 0
 
         return sorted(self.rows, key=key)
 

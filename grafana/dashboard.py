@@ -4,7 +4,7 @@
 Run ``python3 grafana/dashboard.py`` after changing this file and commit both; CI regenerates the
 JSON and fails when it differs. ``--output PATH`` writes elsewhere (``-`` for stdout).
 
-Built with grafana-foundation-sdk (pinned in .ci/requirements-ci.txt). Every query filters by
+Built with grafana-foundation-sdk (pinned in pyproject.toml's test extra). Every query filters by
 ``job=~"$job", instance=~"$instance"`` and every panel reads from the ``$datasource`` variable.
 """
 

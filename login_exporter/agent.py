@@ -26,12 +26,11 @@ from login_exporter.exposition import Publisher
 from login_exporter.liveness import Liveness
 from login_exporter.presence import PresenceFamilies
 from login_exporter.state import EMPTY, Changes, RefreshCancelled, Refresher, Snapshot, difference
-from login_exporter.watch import Watcher
+from login_exporter.watch import LOGIND_CATEGORIES, MACHINE_CATEGORY, Watcher
 
 log = logging.getLogger("login_exporter.agent")
 
 RETRY_FIRST = 0.1
-LOGIND_CATEGORIES = ("session", "seat", "uid")
 RETRY_MAX = 5.0
 LIVENESS = "liveness"  # selector data of the liveness fd (monitors carry their category)
 BUS = "bus"  # selector data of the bus's fds (monitor fds carry their category)
@@ -70,7 +69,7 @@ class Agent:
         self._notify = notify
         self._watchdog = watchdog_usec / 2_000_000 if watchdog_usec else None
         self._base: Snapshot = EMPTY  # last snapshot with logind up: what differences start from
-        categories = [*LOGIND_CATEGORIES] + (["machine"] if settings.machines else [])
+        categories = [*LOGIND_CATEGORIES] + ([MACHINE_CATEGORY] if settings.machines else [])
         self._watcher = Watcher(categories)
         self._liveness = Liveness()
         self._selector = selectors.DefaultSelector()

@@ -6,12 +6,15 @@ Exit codes: 0 clean, 2 bad command line or config (stderr names the problem), 1 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import re
 import socket
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
 
 from prometheus_client import (
     GC_COLLECTOR,
@@ -131,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="export logind_inhibitor_info per lock with who and why labels (default off)")
     add("--refresh.debounce", dest="debounce", type=_duration, default="50ms",
         help="minimum time between two refreshes; bursts are coalesced (default 50ms)")
-    add("--refresh.resync-interval", dest="resync", type=_duration, default="5m",
+    add("--refresh.resync-interval", dest="resync_interval", type=_duration, default="5m",
         help="full re-read even without events, 0 disables (default 5m)")
     add("--log.level", dest="log_level", default="info", choices=logs.LEVELS)
     add("--log.format", dest="log_format", default="logfmt", choices=("logfmt", "json"))
@@ -141,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Never in force while the landing page is served: --once prints and exits, as do these two.
-_NOT_SERVING = frozenset({"help", "version", "once"})
+NOT_SERVING = frozenset({"help", "version", "once"})
 
 
 def flags_in_force(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, str]:
@@ -149,7 +152,7 @@ def flags_in_force(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
     knows but --help, --version and --once: a new flag shows up without a second list."""
     flags = {}
     for action in parser._actions:  # argparse has no public list of its actions
-        if not action.option_strings or action.dest in _NOT_SERVING:
+        if not action.option_strings or action.dest in NOT_SERVING:
             continue
         name = action.option_strings[0].removeprefix("--")
         flags[name] = _as_given(getattr(args, action.dest), action)
@@ -166,6 +169,15 @@ def _as_given(value: object, action: argparse.Action) -> str:
     if action.type is _duration and isinstance(value, float):
         return format_duration(value)
     return str(value)
+
+
+def from_flags(settings: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Return {field: value of the flag whose dest is that field} for the dataclass
+    ``settings``: what the flags configure is named once, by the parser's dests.
+
+    Raises AttributeError naming a field no flag sets (tests/unit/test_cli.py checks them all).
+    """
+    return {field.name: getattr(args, field.name) for field in dataclasses.fields(settings)}
 
 
 def _live_registry(disabled: bool) -> CollectorRegistry | None:
@@ -205,15 +217,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, config: WebConfig) -> int:
     live = _live_registry(args.disable_exporter_metrics)
-    options = Options(args.machines, args.machine_info, args.session_info)
+    options = Options(**from_flags(Options, args))
     collector = LogindCollector(
         options,
         libsystemd_version=sdlogin.abi_version(),
         start_time_known=sdlogin.capabilities()["sd_session_get_start_time"],
     )
     publisher = Publisher(live)
-    refresher = Refresher(machines=args.machines, details=args.session_info)
-    settings = Settings(args.debounce, args.resync, args.machines)
+    refresher = Refresher(machines=options.machines, details=options.session_info)
+    settings = Settings(**from_flags(Settings, args))
     agent = Agent(
         settings,
         refresher,
@@ -236,7 +248,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, config: WebC
         publisher,
         telemetry_path=args.telemetry_path,
         config=config,
-        landing_page=landing_page(__version__, args.telemetry_path, flags_in_force(parser, args)),
+        landing_page=partial(landing_page, __version__, flags=flags_in_force(parser, args)),
         # Serving nothing while looking alive helps nobody: stop, exit 1, let systemd restart.
         on_failure=lambda exc: agent.request_stop(),
     )

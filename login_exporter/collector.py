@@ -14,18 +14,12 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.registry import Collector
+from prometheus_client.core import HistogramMetricFamily, Metric
 
 from login_exporter import __version__
 from login_exporter.exposition import Exposition
+from login_exporter.families import Sticky, counter, gauge
 from login_exporter.liveness import FILES_RULE, RULE_FILES, RULE_UNIT, Status
 from login_exporter.state import Difference, Seat, Session, Snapshot
 
@@ -126,33 +120,29 @@ class Totals:
             self.machine_stops[label_value(machine.klass)] += 1
 
 
-class _Sticky:
-    """Remembers every label set a gauge family ever had, so vanished ones export 0."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, set[tuple[str, ...]]] = {}
-
-    def fill(self, name: str, values: dict[tuple[str, ...], float]) -> dict[tuple[str, ...], float]:
-        seen = self._seen.setdefault(name, set())
-        seen.update(values)
-        return {labels: values.get(labels, 0.0) for labels in sorted(seen)}
-
-
-def _family(
-    kind: type[GaugeMetricFamily | CounterMetricFamily],
-    name: str,
-    doc: str,
-    labels: Sequence[str],
-    values: dict[tuple[str, ...], float],
-) -> Metric:
-    family = kind(name, doc, labels=labels)
-    for label_values, value in values.items():
-        family.add_metric(label_values, value)
-    return family
-
-
-_gauge = partial(_family, GaugeMetricFamily)
-_counter = partial(_family, CounterMetricFamily)
+# One gauge per seat, labelled by seat: name -> (HELP, value from the seat, the live sessions
+# per seat and every session). Tests take the list of seat families from here.
+SeatValue = Callable[[Seat, Mapping[str, int], Mapping[str, Session]], float]
+SEAT_FAMILIES: dict[str, tuple[str, SeatValue]] = {
+    "logind_seat_present": (
+        "1 while the seat exists, 0 after it has gone.",
+        lambda seat, live, sessions: 1.0),
+    "logind_seat_sessions": (
+        "Sessions attached to the seat.",
+        lambda seat, live, sessions: float(live.get(seat.name, 0))),
+    "logind_seat_active_session": (
+        "1 if the seat has an active (foreground) session.",
+        lambda seat, live, sessions: float(seat.active_session in sessions)),
+    "logind_seat_can_graphical": (
+        "1 if the seat can show graphics.",
+        lambda seat, live, sessions: float(seat.can_graphical)),
+    "logind_seat_can_tty": (
+        "1 if the seat has text consoles (sd_seat_can_tty).",
+        lambda seat, live, sessions: float(seat.can_tty)),
+    "logind_seat_can_multi_session": (
+        "1 if the seat can hold several sessions (sd_seat_can_multi_session).",
+        lambda seat, live, sessions: float(seat.can_multi_session)),
+}  # fmt: skip
 
 
 SESSION_INFO_LABELS = (
@@ -202,12 +192,13 @@ class _SessionInfo:
         return f"logind_session_info{{{labels}}} 1.0\n".encode("utf-8", "surrogateescape")
 
 
-class LogindCollector(Collector):
-    """Yields the logind_* families for the snapshot and totals last given to :meth:`update`."""
+class LogindCollector:
+    """The logind_* families for the snapshot and totals last given to :meth:`update`, as an
+    :class:`Exposition` (:meth:`exposition`)."""
 
     def __init__(self, options: Options, libsystemd_version: str, start_time_known: bool) -> None:
         self._options = options
-        self._sticky = _Sticky()
+        self._sticky = Sticky()
         self._families: list[Metric] = []
         self._session_info = _SessionInfo() if options.session_info else None
         self._session_info_block = b""
@@ -231,10 +222,6 @@ class LogindCollector(Collector):
         if self._session_info is not None:
             self._session_info_block = self._session_info.render(snapshot.sessions)
 
-    def collect(self) -> Iterable[Metric]:
-        """Return the families computed by the last update() (all but logind_session_info)."""
-        return self._families
-
     def exposition(self) -> Exposition:
         """Return the last update() as an Exposition, logind_session_info included."""
         return Exposition(self._families, self._session_info_block)
@@ -242,7 +229,7 @@ class LogindCollector(Collector):
     def _build(self, snapshot: Snapshot, totals: Totals, liveness: Status) -> Iterator[Metric]:
         sticky, options = self._sticky, self._options
         up = liveness.up(snapshot.logind_up)
-        yield _gauge(
+        yield gauge(
             "logind_up",
             "1 while systemd-logind runs (its invocation link exists; where that cannot be read: "
             "while its state is readable, seat0 exists) and, while the system bus is connected, "
@@ -251,8 +238,8 @@ class LogindCollector(Collector):
             [],
             {(): 1.0 if up else 0.0},
         )
-        yield _counter(
-            "logind_restarts",
+        yield counter(
+            "logind_restarts_total",
             "Starts of systemd-logind seen after the exporter's first view (its invocation id "
             "changed).",
             [],
@@ -261,7 +248,7 @@ class LogindCollector(Collector):
         by_attrs: Counter[tuple[str, ...]] = Counter()
         for s in snapshot.sessions.values():
             by_attrs[(*session_key(s.seat, s.remote, s.type, s.klass), label_value(s.state))] += 1
-        yield _gauge(
+        yield gauge(
             "logind_sessions",
             "Login sessions by seat, remote, type, class and state.",
             ["seat", "remote", "type", "class", "state"],
@@ -271,7 +258,7 @@ class LogindCollector(Collector):
         users: dict[tuple[str, ...], float] = {(state,): 0.0 for state in USER_STATES}
         for user in snapshot.users.values():
             users[(label_value(user.state),)] = users.get((label_value(user.state),), 0.0) + 1
-        yield _gauge(
+        yield gauge(
             "logind_users",
             "Users (uids with login state) by sd_uid_get_state.",
             ["state"],
@@ -286,33 +273,18 @@ class LogindCollector(Collector):
         # Count live sessions, not the seat file's SESSIONS list: systemd 252 leaves an ended
         # session's id there (and in ACTIVE) until something else rewrites the seat.
         live: Counter[str] = Counter(s.seat for s in snapshot.sessions.values() if s.seat)
-        sessions = snapshot.sessions
-        per_seat: list[tuple[str, str, Callable[[Seat], float]]] = [
-            ("logind_seat_present", "1 while the seat exists, 0 after it has gone.",
-             lambda s: 1.0),
-            ("logind_seat_sessions", "Sessions attached to the seat.",
-             lambda s: float(live[s.name])),
-            ("logind_seat_active_session", "1 if the seat has an active (foreground) session.",
-             lambda s: float(s.active_session in sessions)),
-            ("logind_seat_can_graphical", "1 if the seat can show graphics.",
-             lambda s: float(s.can_graphical)),
-            ("logind_seat_can_tty", "1 if the seat has text consoles (sd_seat_can_tty).",
-             lambda s: float(s.can_tty)),
-            ("logind_seat_can_multi_session",
-             "1 if the seat can hold several sessions (sd_seat_can_multi_session).",
-             lambda s: float(s.can_multi_session)),
-        ]  # fmt: skip
-        for name, doc, value in per_seat:
+        for name, (doc, value) in SEAT_FAMILIES.items():
             values: dict[tuple[str, ...], float] = {
-                (seat.name,): value(seat) for seat in snapshot.seats.values()
+                (seat.name,): value(seat, live, snapshot.sessions)
+                for seat in snapshot.seats.values()
             }
-            yield _gauge(name, doc, ["seat"], self._sticky.fill(name, values))
+            yield gauge(name, doc, ["seat"], self._sticky.fill(name, values))
 
     def _machines(self, snapshot: Snapshot, totals: Totals) -> Iterator[Metric]:
         by_class: Counter[tuple[str, ...]] = Counter(
             (label_value(m.klass),) for m in snapshot.machines.values()
         )
-        yield _gauge(
+        yield gauge(
             "logind_machines",
             "Running machines (VMs and containers registered with machined) by class.",
             ["class"],
@@ -322,29 +294,29 @@ class LogindCollector(Collector):
             info: dict[tuple[str, ...], float] = {
                 (m.name, label_value(m.klass)): 1.0 for m in snapshot.machines.values()
             }
-            yield _gauge(
+            yield gauge(
                 "logind_machine_info",
                 "1 per running machine.",
                 ["machine", "class"],
                 self._sticky.fill("logind_machine_info", info),
             )
         for name, doc, counts in (
-            ("logind_machine_starts", "Machines that appeared.", totals.machine_starts),
-            ("logind_machine_stops", "Machines that went away.", totals.machine_stops),
+            ("logind_machine_starts_total", "Machines that appeared.", totals.machine_starts),
+            ("logind_machine_stops_total", "Machines that went away.", totals.machine_stops),
         ):
-            yield _counter(name, doc, ["class"], {(k,): float(v) for k, v in counts.items()})
+            yield counter(name, doc, ["class"], {(k,): float(v) for k, v in counts.items()})
 
     def _session_counters(self, totals: Totals) -> Iterator[Metric]:
         labels = ["seat", "remote", "type", "class"]
-        yield _counter(
-            "logind_session_starts",
+        yield counter(
+            "logind_session_starts_total",
             "Sessions that appeared since the exporter started (those present at start-up are "
             "not counted).",
             labels,
             {k: float(v) for k, v in totals.session_starts.items()},
         )
-        yield _counter(
-            "logind_session_ends",
+        yield counter(
+            "logind_session_ends_total",
             "Sessions that went away since the exporter started.",
             labels,
             {k: float(v) for k, v in totals.session_ends.items()},
@@ -361,27 +333,27 @@ class LogindCollector(Collector):
     def _self_metrics(
         self, snapshot: Snapshot, totals: Totals, liveness: Status
     ) -> Iterator[Metric]:
-        yield _gauge(
+        yield gauge(
             "logind_exporter_build_info",
             "Version of the exporter, Python and libsystemd (newest LIBSYSTEMD_ symbol version).",
             ["version", "python_version", "libsystemd_version"],
             {self._build_info: 1.0},
         )
-        yield _counter(
-            "logind_exporter_refreshes",
+        yield counter(
+            "logind_exporter_refreshes_total",
             "Snapshot recomputations by reason.",
             ["reason"],
             {(r,): float(totals.refreshes[r]) for r in REFRESH_REASONS},
         )
-        yield _gauge(
+        yield gauge(
             "logind_exporter_liveness_rule",
             "The rule logind_up follows: unit (systemd's invocation link of "
             "systemd-logind.service) or files (seat0's state file exists), 1 for the one in force.",
             ["rule"],
             {(rule,): 1.0 if rule == liveness.rule else 0.0 for rule in (RULE_UNIT, RULE_FILES)},
         )
-        yield _counter(
-            "logind_exporter_monitor_wakeups",
+        yield counter(
+            "logind_exporter_monitor_wakeups_total",
             "Wake-ups of the sd-login monitor fds.",
             [],
             {(): float(totals.wakeups)},
@@ -392,20 +364,20 @@ class LogindCollector(Collector):
         )
         family.add_metric([], totals.refresh_duration.buckets(), totals.refresh_duration.total)
         yield family
-        yield _gauge(
+        yield gauge(
             "logind_exporter_last_refresh_timestamp_seconds",
             "Wall-clock time of the newest snapshot.",
             [],
             {(): snapshot.taken_at},
         )
-        yield _counter(
-            "logind_exporter_read_races",
+        yield counter(
+            "logind_exporter_read_races_total",
             "Objects that vanished between listing and reading (normal, not an error).",
             [],
             {(): float(totals.read_races)},
         )
-        yield _counter(
-            "logind_exporter_errors",
+        yield counter(
+            "logind_exporter_errors_total",
             "Failures by kind: list (listing objects failed), read (a state file could not be "
             "parsed), monitor (an sd-login monitor was lost), dbus (the system bus connection "
             "failed or was lost).",

@@ -14,7 +14,8 @@ from collections.abc import Iterator, Mapping
 from prometheus_client.core import Metric
 
 from login_exporter.bus.view import Presence
-from login_exporter.collector import _counter, _gauge, _Sticky, label_value, session_key
+from login_exporter.collector import label_value, session_key
+from login_exporter.families import Sticky, counter, gauge
 
 SESSION_LABELS = ["seat", "remote", "type", "class"]
 # Exported from the start (at 0), like the five user states, so dashboards and alerts on the
@@ -29,23 +30,23 @@ class PresenceFamilies:
 
     def __init__(self, inhibitor_info: bool = False) -> None:
         self._inhibitor_info = inhibitor_info
-        self._sticky = _Sticky()
+        self._sticky = Sticky()
 
     def build(self, presence: Presence, messages: int = 0,
               dropped: Mapping[str, int] | None = None) -> list[Metric]:
         """Return the families for ``presence`` (logind_dbus_up alone while it is not up);
         ``messages`` counts what the bus sent so far, ``dropped`` what was refused of it, by
         reason."""
-        families = [_gauge(
+        families = [gauge(
             "logind_dbus_up",
             "1 while connected to the system bus and org.freedesktop.login1 has an owner.",
             [], {(): 1.0 if presence.up else 0.0},
-        ), _counter(
-            "logind_exporter_dbus_messages",
+        ), counter(
+            "logind_exporter_dbus_messages_total",
             "Messages (signals and replies) received from the system bus.",
             [], {(): float(messages)},
-        ), _counter(
-            "logind_exporter_bus_messages_dropped",
+        ), counter(
+            "logind_exporter_bus_messages_dropped_total",
             "Messages from the system bus that were not acted on, by reason: sender (not from "
             "who may send it), unexpected (a call to us, a reply to no pending call), size "
             "(over 16 MiB, skipped unread), signature (not the member's), property (a value of "
@@ -74,16 +75,16 @@ class PresenceFamilies:
         )  # fmt: skip
         for name, doc, value in flags:
             if value is not None:
-                yield _gauge(name, doc, [], {(): float(value)})
+                yield gauge(name, doc, [], {(): float(value)})
         if power.idle is not None:
-            yield _gauge("logind_idle_since_seconds",
-                         "logind's IdleSinceHint as Unix time, 0 while not idle.",
-                         [], {(): power.idle_since})
+            yield gauge("logind_idle_since_seconds",
+                        "logind's IdleSinceHint as Unix time, 0 while not idle.",
+                        [], {(): power.idle_since})
         shutdown: dict[tuple[str, ...], float] = {(kind,): 0.0 for kind in COMMON_SHUTDOWNS}
         if power.scheduled_shutdown is not None:
             kind, when = power.scheduled_shutdown
             shutdown[(label_value(kind),)] = when
-        yield _gauge(
+        yield gauge(
             "logind_scheduled_shutdown_timestamp_seconds",
             "Unix time of the shutdown logind has scheduled, by type (poweroff, reboot, ...); "
             "0 when none.",
@@ -95,24 +96,24 @@ class PresenceFamilies:
         since: dict[tuple[str, ...], float] = {}
         for name, seat in presence.seats.items():
             idle[(name,)], since[(name,)] = float(seat.idle), seat.idle_since
-        yield _gauge("logind_seat_idle", "The seat's IdleHint.", ["seat"],
-                     self._sticky.fill("logind_seat_idle", idle))
-        yield _gauge("logind_seat_idle_since_seconds",
-                     "The seat's IdleSinceHint as Unix time, 0 while not idle.", ["seat"],
-                     self._sticky.fill("logind_seat_idle_since_seconds", since))
+        yield gauge("logind_seat_idle", "The seat's IdleHint.", ["seat"],
+                    self._sticky.fill("logind_seat_idle", idle))
+        yield gauge("logind_seat_idle_since_seconds",
+                    "The seat's IdleSinceHint as Unix time, 0 while not idle.", ["seat"],
+                    self._sticky.fill("logind_seat_idle_since_seconds", since))
         idle_sessions: Counter[tuple[str, ...]] = Counter()
         locked_sessions: Counter[tuple[str, ...]] = Counter()
         for s in presence.sessions.values():
             key = session_key(s.seat, s.remote, s.type, s.klass)
             idle_sessions[key] += s.idle
             locked_sessions[key] += s.locked
-        yield _gauge("logind_sessions_idle", "Sessions whose IdleHint is set.", SESSION_LABELS,
-                     self._sticky.fill("logind_sessions_idle",
-                                       {k: float(v) for k, v in idle_sessions.items()}))
-        yield _gauge("logind_sessions_locked", "Sessions whose LockedHint is set.",
-                     SESSION_LABELS,
-                     self._sticky.fill("logind_sessions_locked",
-                                       {k: float(v) for k, v in locked_sessions.items()}))
+        yield gauge("logind_sessions_idle", "Sessions whose IdleHint is set.", SESSION_LABELS,
+                    self._sticky.fill("logind_sessions_idle",
+                                      {k: float(v) for k, v in idle_sessions.items()}))
+        yield gauge("logind_sessions_locked", "Sessions whose LockedHint is set.",
+                    SESSION_LABELS,
+                    self._sticky.fill("logind_sessions_locked",
+                                      {k: float(v) for k, v in locked_sessions.items()}))
 
     def _inhibitors(self, presence: Presence) -> Iterator[Metric]:
         counts: Counter[tuple[str, ...]] = Counter({key: 0 for key in COMMON_INHIBITORS})
@@ -127,18 +128,18 @@ class PresenceFamilies:
                 if self._inhibitor_info:
                     labels = (key[0], mode, lock.who, lock.why, str(lock.uid))
                     info[labels] = info.get(labels, 0.0) + 1.0
-        yield _gauge("logind_inhibitors",
-                     "Inhibitor locks held, one count per operation they inhibit, by mode.",
-                     ["what", "mode"],
-                     self._sticky.fill("logind_inhibitors",
-                                       {k: float(v) for k, v in counts.items()}))
-        yield _gauge("logind_inhibitor_since_seconds",
-                     "Unix time the oldest of these locks was first seen by the exporter (logind "
-                     "does not say when a lock was taken; locks held at start-up count from "
-                     "then); 0 when none is held.", ["what", "mode"],
-                     self._sticky.fill("logind_inhibitor_since_seconds", oldest))
+        yield gauge("logind_inhibitors",
+                    "Inhibitor locks held, one count per operation they inhibit, by mode.",
+                    ["what", "mode"],
+                    self._sticky.fill("logind_inhibitors",
+                                      {k: float(v) for k, v in counts.items()}))
+        yield gauge("logind_inhibitor_since_seconds",
+                    "Unix time the oldest of these locks was first seen by the exporter (logind "
+                    "does not say when a lock was taken; locks held at start-up count from "
+                    "then); 0 when none is held.", ["what", "mode"],
+                    self._sticky.fill("logind_inhibitor_since_seconds", oldest))
         if self._inhibitor_info:
-            yield _gauge("logind_inhibitor_info",
-                         "Inhibitor locks by operation, mode, holder and reason (opt-in: "
-                         "--collector.inhibitor-info): 1 per lock.",
-                         ["what", "mode", "who", "why", "uid"], info)
+            yield gauge("logind_inhibitor_info",
+                        "Inhibitor locks by operation, mode, holder and reason (opt-in: "
+                        "--collector.inhibitor-info): 1 per lock.",
+                        ["what", "mode", "who", "why", "uid"], info)

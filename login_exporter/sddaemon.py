@@ -5,8 +5,7 @@ The service-manager side of the exporter; the login state is read by login_expor
 
 from __future__ import annotations
 
-from login_exporter.sdlogin._call import _encode, _fail, _function
-from login_exporter.sdlogin._ffi import ffi
+from login_exporter.sdlogin.plumbing import encode, fail, ffi, function
 
 __all__ = ["listen_fds", "notify", "watchdog_usec"]
 
@@ -16,9 +15,9 @@ def notify(state: str) -> bool:
 
     Returns False when not run by a notify-aware manager (no NOTIFY_SOCKET). Raises OSError.
     """
-    result = int(_function("sd_notify")(0, _encode(state, "state")))
+    result = int(function("sd_notify")(0, encode(state, "state")))
     if result < 0:
-        _fail(result, "sd_notify", state)
+        fail(result, "sd_notify", state)
     return result > 0
 
 
@@ -28,15 +27,15 @@ def watchdog_usec() -> int | None:
     Raises OSError.
     """
     out = ffi.new("uint64_t *")
-    result = _function("sd_watchdog_enabled")(0, out)
+    result = function("sd_watchdog_enabled")(0, out)
     if result < 0:
-        _fail(result, "sd_watchdog_enabled", "")
+        fail(result, "sd_watchdog_enabled", "")
     return int(out[0]) if result > 0 else None
 
 
 def listen_fds() -> int:
     """Return how many sockets systemd passed (fds from 3 on). Raises OSError."""
-    result = int(_function("sd_listen_fds")(0))
+    result = int(function("sd_listen_fds")(0))
     if result < 0:
-        _fail(result, "sd_listen_fds", "")
+        fail(result, "sd_listen_fds", "")
     return result

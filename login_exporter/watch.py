@@ -25,8 +25,10 @@ from login_exporter.inotify import (
 )
 from login_exporter.state import Changes
 
-# Monitor category -> directory under /run/systemd.
-CATEGORIES = {"session": "sessions", "seat": "seats", "uid": "users", "machine": "machines"}
+# The monitor categories are the binding's (sdlogin.MONITOR_DIRECTORIES: category -> directory):
+# logind writes three, machined the fourth.
+MACHINE_CATEGORY = "machine"
+LOGIND_CATEGORIES = tuple(c for c in sdlogin.MONITOR_DIRECTORIES if c != MACHINE_CATEGORY)
 
 def changes_from_events(category: str, events: Iterable[tuple[int, str]]) -> tuple[Changes, bool]:
     """Return the objects named by ``events`` of one category, and whether the watch is dead

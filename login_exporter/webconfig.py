@@ -222,8 +222,10 @@ def _load_tls(source: str, base: Path, data: Mapping[Any, Any]) -> TLSConfig | N
     key_name = fields.string("key_file") or ""
     ca_name = fields.string("client_ca_file") or ""
     auth_name = fields.string("client_auth_type") or ""
-    if not (cert_name or key_name or ca_name or auth_name):
+    if all(value is None for value in data.values()):
         return None  # an empty tls_server_config means plain HTTP, as in exporter-toolkit
+    # Any other key asks for TLS (exporter-toolkit serves plain HTTP when the four above are
+    # empty, whatever else is set): without a certificate that is an error, never plain HTTP.
     if not cert_name:
         raise fields.error("cert_file", "missing (key_file is set)" if key_name else "missing")
     if not key_name:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 __all__ = ["landing_page"]
 
 
-def landing_page(version: str, telemetry_path: str, flags: Mapping[str, str]) -> bytes:
-    """A small HTML page linking to the telemetry path, with the version and flags in force."""
+def landing_page(
+    version: str, links: Sequence[tuple[str, str]], flags: Mapping[str, str]
+) -> bytes:
+    """Return a small HTML page with the version, a link to each (path, title) of ``links`` (the
+    route table's, see routes.route_table) and the flags in force."""
     esc = html.escape
+    items = "".join(f"<li><a href=\"{esc(path)}\">{esc(title)}</a></li>\n" for path, title in links)
     rows = "".join(
         f"<tr><td><code>--{esc(name.removeprefix('--'))}</code></td>"
         f"<td><code>{esc(value)}</code></td></tr>\n"
@@ -20,10 +24,7 @@ def landing_page(version: str, telemetry_path: str, flags: Mapping[str, str]) ->
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">"
         "<title>login-exporter</title></head>\n<body>\n<h1>login-exporter</h1>\n"
         "<p>Prometheus exporter for systemd-logind: sessions, seats, users and machines.</p>\n"
-        f"<p>Version: <code>{esc(version)}</code></p>\n<ul>\n"
-        f"<li><a href=\"{esc(telemetry_path)}\">Metrics</a></li>\n"
-        "<li><a href=\"/-/healthy\">Health</a></li>\n<li><a href=\"/-/ready\">Readiness</a></li>\n"
-        "</ul>\n"
+        f"<p>Version: <code>{esc(version)}</code></p>\n<ul>\n{items}</ul>\n"
         + (f"<h2>Flags</h2>\n<table>\n{rows}</table>\n" if rows else "")
         + "</body>\n</html>\n"
     )

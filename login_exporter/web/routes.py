@@ -1,13 +1,14 @@
 """What the server answers: the route table, its endpoints, basic auth before any of them.
 
 Nothing here knows HTTP framing or sockets: an endpoint takes the request's headers and returns
-a ``Response``. Adding an endpoint is one row in ``route_table`` and its function.
+a ``Response``. Adding an endpoint is one row in ``route_table`` and its function; the landing
+page links every row.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -23,6 +24,7 @@ __all__ = [
     "Endpoint",
     "ExpositionSource",
     "Headers",
+    "Links",
     "Response",
     "Site",
     "open_paths",
@@ -82,18 +84,25 @@ _GZIP_VARY: Final = (("Content-Encoding", "gzip"), *_VARY)
 HEALTH_PATHS: Final = ("/-/healthy", "/-/ready")
 
 
+Links = Sequence[tuple[str, str]]
+"""(path, title) of each route the landing page links to."""
+
+
 def route_table(
-    source: ExpositionSource, telemetry_path: str, landing: bytes
+    source: ExpositionSource, telemetry_path: str, landing: Callable[[Links], bytes]
 ) -> dict[str, Endpoint]:
-    """Return path -> endpoint. The telemetry path wins if it names another route's path."""
-    landing_page = Response(200, landing, HTML)
+    """Return path -> endpoint; "/" answers ``landing(links)``, the links being every other row
+    with its title, so the landing page lists exactly the routes served. The telemetry path wins
+    if it names another route's path."""
     healthy, ready = HEALTH_PATHS
-    return {
-        "/": lambda headers: landing_page,
-        healthy: lambda headers: HEALTHY,
-        ready: lambda headers: READY if source.ready() else NOT_READY,
-        telemetry_path: Exposition(source),
+    titled: dict[str, tuple[str, Endpoint]] = {
+        telemetry_path: ("Metrics", Exposition(source)),
+        healthy: ("Health", lambda headers: HEALTHY),
+        ready: ("Readiness", lambda headers: READY if source.ready() else NOT_READY),
     }
+    titled[telemetry_path] = ("Metrics", Exposition(source))  # first in place, and it wins
+    page = Response(200, landing([(path, title) for path, (title, _) in titled.items()]), HTML)
+    return {"/": lambda headers: page, **{path: row[1] for path, row in titled.items()}}
 
 
 def open_paths(telemetry_path: str, protect_health: bool) -> frozenset[str]:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from login_exporter.auth import BasicAuthenticator
 from login_exporter.web.acceptor import Acceptor
 from login_exporter.web.clientcert import AllowedSans
 from login_exporter.web.exchange import Exchange, Limits
 from login_exporter.web.landing import landing_page as make_landing_page
-from login_exporter.web.routes import ExpositionSource, Site, open_paths, route_table
+from login_exporter.web.routes import ExpositionSource, Links, Site, open_paths, route_table
 from login_exporter.webconfig import WebConfig
 
 __all__ = ["WebServer"]
@@ -40,7 +41,7 @@ class WebServer:
         *,
         telemetry_path: str = "/metrics",
         config: WebConfig | None = None,
-        landing_page: bytes | None = None,
+        landing_page: Callable[[Links], bytes] | None = None,
         max_connections: int = 512,
         request_timeout: float = 10.0,
         idle_timeout: float = 120.0,
@@ -55,7 +56,7 @@ class WebServer:
         config = config or WebConfig()
         tls = config.tls
         if landing_page is None:
-            landing_page = make_landing_page("unknown", telemetry_path, {})
+            landing_page = partial(make_landing_page, "unknown", flags={})
         self._site = Site(
             route_table(source, telemetry_path, landing_page),
             BasicAuthenticator(config.basic_auth_users, max_concurrent_checks=max_concurrent_bcrypt)

@@ -28,6 +28,7 @@ from prometheus_client.openmetrics.parser import (
 )
 
 from login_exporter import sdlogin
+from login_exporter.collector import SEAT_FAMILIES
 from tests.support.exporter import (
     ROOT,
     Exporter,
@@ -249,25 +250,24 @@ def test_session_state_change_online_to_active(real_252: LogindState) -> None:
 
 
 def test_seat_appearing_and_vanishing(real_252: LogindState) -> None:
-    seat_metrics = ("logind_seat_present", "logind_seat_sessions", "logind_seat_active_session",
-                    "logind_seat_can_graphical", "logind_seat_can_tty",
-                    "logind_seat_can_multi_session")  # fmt: skip
     with running_exporter() as exporter:
         assert exporter.value("logind_seat_present", seat="seat-kiosk1") is None
         real_252.session("141", uid=1011, seat="seat-kiosk1", type="x11", klass="user")
         real_252.seat("seat-kiosk1", sessions=[("141", 1011)], active="141", can_tty=False,
                       can_graphical=True, can_multi_session=False)  # fmt: skip
-        # sd_seat_can_multi_session() answers yes for every seat since systemd 246.
-        appeared = dict(zip(
-            [k(name, seat="seat-kiosk1") for name in seat_metrics], [1, 1, 1, 1, 0, 1],
-            strict=True,
-        ))  # fmt: skip
+        values = {
+            "logind_seat_present": 1, "logind_seat_sessions": 1, "logind_seat_active_session": 1,
+            "logind_seat_can_graphical": 1, "logind_seat_can_tty": 0,
+            # sd_seat_can_multi_session() answers yes for every seat since systemd 246.
+            "logind_seat_can_multi_session": 1,
+        }  # fmt: skip
+        appeared = {k(name, seat="seat-kiosk1"): value for name, value in values.items()}
         appeared[sessions_k("seat-kiosk1", "false", "x11", "user", "active")] = 1
         exporter.wait_for(has(appeared), EVENT_TIMEOUT, "seat-kiosk1 to appear")
 
         real_252.remove("seats", "seat-kiosk1")
         real_252.remove("sessions", "141")
-        gone = {k(name, seat="seat-kiosk1"): 0 for name in seat_metrics}
+        gone = {k(name, seat="seat-kiosk1"): 0 for name in SEAT_FAMILIES}
         gone[sessions_k("seat-kiosk1", "false", "x11", "user", "active")] = 0
         gone[by_session("logind_session_ends_total", "seat-kiosk1", "false", "x11", "user")] = 1
         samples = exporter.wait_for(has(gone), EVENT_TIMEOUT, "seat-kiosk1 to vanish")

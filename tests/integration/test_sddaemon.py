@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover - CI installs systemd-python
 @pytest.fixture
 def reference() -> ModuleType:
     if _daemon is None:
-        pytest.fail("systemd.daemon is not importable; install systemd-python")
+        pytest.fail("systemd.daemon is not importable; pip install -e '.[parity]' (systemd-python)")
     module: ModuleType = _daemon
     return module
 

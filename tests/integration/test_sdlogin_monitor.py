@@ -13,7 +13,7 @@ import pytest
 from login_exporter import sdlogin
 from tests.support.logind_state import LogindState
 
-CATEGORIES = ("session", "seat", "uid", "machine")
+CATEGORIES = tuple(sdlogin.MONITOR_DIRECTORIES)
 WAKE_MS = 2000  # an expected wake arrives at once; this only bounds a failure
 QUIET_MS = 20  # inotify queues events before the syscall returns: a short wait is enough
 

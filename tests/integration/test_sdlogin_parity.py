@@ -1,6 +1,6 @@
 """Parity with python-systemd's ``systemd.login`` on the same state, both on real libsystemd.
 
-CI installs systemd-python (.ci/requirements-ci.txt, built against libsystemd-dev), so a missing
+CI installs systemd-python (the `parity` extra, built against libsystemd-dev), so a missing
 ``systemd.login`` is a failure here, never a skip.
 """
 

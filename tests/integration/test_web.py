@@ -13,6 +13,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -203,7 +204,7 @@ def test_wildcard_address_is_dual_stack(serve: Serve) -> None:
 
 
 def test_landing_page_links_telemetry_path_and_shows_version_and_flags(serve: Serve) -> None:
-    page = landing_page("1.2.3", "/custom", {"web.listen-address": ":9844", "x": "<b>"})
+    page = partial(landing_page, "1.2.3", flags={"web.listen-address": ":9844", "x": "<b>"})
     _, port = serve(telemetry_path="/custom", landing_page=page)
     status, headers, body = get(port, "/")
     assert status == 200

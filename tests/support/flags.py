@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 
+from login_exporter.cli import NOT_SERVING as NOT_SERVING_DESTS
 from login_exporter.cli import build_parser
 
 # Never in force while the exporter serves: --once prints and exits, --help and --version too.
-NOT_SERVING = frozenset({"--help", "--version", "--once"})
+NOT_SERVING = frozenset(f"--{dest}" for dest in NOT_SERVING_DESTS)
 
 
 def help_flags() -> set[str]:

@@ -16,8 +16,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from login_exporter.sdlogin import MONITOR_DIRECTORIES
+
 HEADER = "# This is private data. Do not parse.\n"
-CATEGORIES = ("sessions", "seats", "users", "machines")
+# The state directories under /run/systemd: sessions, seats, users, machines.
+CATEGORIES = tuple(Path(directory).name for directory in MONITOR_DIRECTORIES.values())
 
 
 def _flag(value: bool) -> str:

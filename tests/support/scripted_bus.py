@@ -64,7 +64,8 @@ def properties_changed(sender: str, path: str, interface: str, values: dict[str,
 class ScriptedBus:
     """Accepts the LogindBus's connection on ``path`` and answers its calls as the daemon and
     logind would. ``manager``, ``seat`` and ``session`` hold the properties served; ``sessions``
-    maps each session's path to its properties (``session`` is SESSION's)."""
+    maps each session's path to its properties (``session`` is SESSION's), ``seats`` each seat's
+    (``seat`` is SEAT0's); ``inhibitors`` is what ListInhibitors answers."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -82,6 +83,8 @@ class ScriptedBus:
             "Seat": ("(so)", ("seat0", SEAT0)), "Remote": ("b", False), "Type": ("s", "x11"),
             "Class": ("s", "user"), "IdleHint": ("b", False), "LockedHint": ("b", False)}
         self.sessions = {SESSION: self.session}
+        self.seats = {SEAT0: self.seat}
+        self.inhibitors: list[tuple[str, str, str, str, int, int]] = []
         self.most_in_flight = 0  # the most calls the bus had waiting for an answer at once
         self.calls: list[Message] = []
         self.held: list[Message] = []  # calls left unanswered while ``hold`` is set
@@ -190,17 +193,17 @@ class ScriptedBus:
             signature, body = answers[member]
             return reply(DAEMON, serial, signature, body)
         if member == "GetAll":
-            table = {"/org/freedesktop/login1": self.manager, SEAT0: self.seat,
+            table = {"/org/freedesktop/login1": self.manager, **self.seats,
                      **self.sessions}.get(str(path))
             if table is None:
                 return reply(LOGIND, serial, "s", ("no such object",),
                              error="org.freedesktop.DBus.Error.UnknownObject")
             return reply(LOGIND, serial, "a{sv}", (table,))
         lists: dict[str, tuple[str, tuple[Any, ...]]] = {
-            "ListSeats": ("a(so)", ([("seat0", SEAT0)],)),
+            "ListSeats": ("a(so)", ([(props["Id"][1], p) for p, props in self.seats.items()],)),
             "ListSessions": ("a(susso)", ([(p.rsplit("/", 1)[1], 1000, "alice", "seat0", p)
                                            for p in self.sessions],)),
-            "ListInhibitors": ("a(ssssuu)", ([],)),
+            "ListInhibitors": ("a(ssssuu)", (self.inhibitors,)),
         }
         signature, body = lists[member]
         return reply(LOGIND, serial, signature, body)

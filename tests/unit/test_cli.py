@@ -6,19 +6,23 @@ tests/reliability/test_bad_input.py.
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
 import pytest
 
 from login_exporter import __version__
+from login_exporter.agent import Settings
 from login_exporter.cli import (
     DEFAULT_PORT,
     build_parser,
     flags_in_force,
     format_duration,
+    from_flags,
     parse_duration,
 )
+from login_exporter.collector import Options
 from login_exporter.web import landing_page
 from tests.support.exporter import ROOT
 from tests.support.flags import help_flags, landing_flags
@@ -71,7 +75,7 @@ def test_defaults_follow_the_contract() -> None:
     assert not args.disable_exporter_metrics
     assert (args.machines, args.machine_info, args.session_info) == (True, True, False)
     assert args.debounce == pytest.approx(0.05)
-    assert args.resync == pytest.approx(300.0)
+    assert args.resync_interval == pytest.approx(300.0)
     assert (args.log_level, args.log_format) == ("info", "logfmt")
     assert not args.once
 
@@ -83,7 +87,7 @@ def test_boolean_collector_flags_have_no_forms() -> None:
          "--web.listen-address=127.0.0.1:2"]
     )  # fmt: skip
     assert (args.machines, args.machine_info, args.session_info) == (False, False, True)
-    assert args.resync == 0.0
+    assert args.resync_interval == 0.0
     assert args.listen == ["[::]:1", "127.0.0.1:2"]
 
 
@@ -128,7 +132,7 @@ def test_flags_in_force_show_values_as_the_flags_take_them() -> None:
         "log.level": "debug",
         "log.format": "json",
     }
-    page = landing_page("1.0", "/metrics", flags).decode()
+    page = landing_page("1.0", [("/metrics", "Metrics")], flags).decode()
     assert landing_flags(page) == {f"--{name}": value for name, value in flags.items()}
 
 
@@ -164,3 +168,14 @@ def test_help_lists_every_contract_flag() -> None:
         assert flag in result.stdout, flag
 
 
+
+
+@pytest.mark.parametrize("settings", [Options, Settings])
+def test_what_flags_configure_is_named_by_the_parsers_dests(settings: type) -> None:
+    """Options and Settings are built from the flags by field name (from_flags), and their
+    defaults are the flags' defaults: a flag is defined once, in build_parser()."""
+    args = build_parser().parse_args([])
+    built = settings(**from_flags(settings, args))
+    assert built == settings(), "a field's default differs from its flag's default"
+    with pytest.raises(AttributeError, match="has no attribute"):
+        from_flags(settings, argparse.Namespace())  # a field no flag sets fails loudly

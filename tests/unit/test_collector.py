@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 from login_exporter.collector import (
     DURATION_BUCKETS,
+    SEAT_FAMILIES,
     USER_STATES,
     Histogram,
     LogindCollector,
@@ -253,9 +254,7 @@ def test_vanished_seat_stays_exported_with_zero() -> None:
     assert first[key("logind_seat_sessions", seat="seat1")] == 1
     assert first[key("logind_seat_active_session", seat="seat1")] == 1
     samples = h.show(snapshot(seats=(seat("seat0"),)))
-    for name in ("logind_seat_present", "logind_seat_sessions", "logind_seat_active_session",
-                 "logind_seat_can_graphical", "logind_seat_can_tty",
-                 "logind_seat_can_multi_session"):  # fmt: skip
+    for name in SEAT_FAMILIES:
         assert samples[key(name, seat="seat1")] == 0, name
     assert samples[key("logind_seat_present", seat="seat0")] == 1
 

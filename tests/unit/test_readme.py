@@ -26,6 +26,7 @@ from login_exporter.liveness import RULE_UNIT, Status
 from login_exporter.presence import PresenceFamilies
 from login_exporter.state import Machine, Seat, User
 from tests.grafana import support as grafana
+from tests.support.exposition import parse_samples
 from tests.support.snapshots import session, snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -301,8 +302,9 @@ def exported_error_kinds(bus: LogindBus) -> set[str]:
     totals.errors.update(bus.errors)
     collector = LogindCollector(Options(), "252", start_time_known=True)
     collector.update(snapshot(), totals)
-    errors = [f for f in collector.collect() if f.name == "logind_exporter_errors"]
-    return {sample.labels["kind"] for family in errors for sample in family.samples}
+    text = collector.exposition().get(openmetrics=False, gzip=False).decode()
+    return {dict(labels)["kind"] for name, labels in parse_samples(text)
+            if name == "logind_exporter_errors_total"}  # fmt: skip
 
 
 def test_readme_error_kinds_are_the_programs(lost_bus: LogindBus) -> None:

@@ -52,6 +52,18 @@ def test_empty_tls_section_means_plain_http(tmp_path: Path) -> None:
     assert load_web_config(write(tmp_path, "tls_server_config: {}\n")).tls is None
 
 
+@pytest.mark.parametrize("fields", [
+    "min_version: TLS13", "max_version: TLS13", "prefer_server_cipher_suites: false",
+    "client_allowed_sans: [a.example]",
+])  # fmt: skip
+def test_a_tls_section_without_a_certificate_is_refused_not_served_as_plain_http(
+    tmp_path: Path, fields: str
+) -> None:
+    """Whoever wrote a TLS setting asked for TLS: plain HTTP in its place would be silent."""
+    message = load_error(write(tmp_path, f"tls_server_config: {{{fields}}}\n"))
+    assert "tls_server_config.cert_file: missing" in message
+
+
 def test_full_config_builds_a_verifying_ssl_context(
     tmp_path: Path, pki: Pki, a_hash: str
 ) -> None:
@@ -329,3 +341,10 @@ def test_every_bad_field_is_refused_naming_the_file_the_field_and_why(
     message = load_error(path)
     assert expected in message
     assert PLAINTEXT not in message
+
+
+def test_a_supported_tls_key_is_not_also_refused() -> None:
+    """check_keys looks at _TLS_UNSUPPORTED first: a key implemented later must leave it."""
+    from login_exporter import webconfig
+
+    assert not webconfig._TLS_KEYS & set(webconfig._TLS_UNSUPPORTED)
