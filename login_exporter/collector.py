@@ -205,16 +205,22 @@ class _SessionInfo:
 class LogindCollector(Collector):
     """Yields the logind_* families for the snapshot and totals last given to :meth:`update`."""
 
-    def __init__(self, options: Options, libsystemd_version: str, start_time_known: bool) -> None:
+    def __init__(
+        self,
+        options: Options,
+        libsystemd_version: str,
+        start_time_known: bool,
+        library: str = "libsystemd",
+    ) -> None:
         self._options = options
         self._sticky = _Sticky()
         self._families: list[Metric] = []
         self._session_info = _SessionInfo() if options.session_info else None
         self._session_info_block = b""
-        self._build_info = (__version__, sys.version.split()[0], libsystemd_version)
+        self._build_info = (__version__, sys.version.split()[0], libsystemd_version, library)
         self._start_source = (
             "sd_session_get_start_time" if start_time_known else "the exporter's first sight of the"
-            " session (libsystemd older than 254 has no sd_session_get_start_time)"
+            " session (libsystemd and libelogind older than 254 have no sd_session_get_start_time)"
         )
 
     def update(
@@ -363,8 +369,10 @@ class LogindCollector(Collector):
     ) -> Iterator[Metric]:
         yield _gauge(
             "logind_exporter_build_info",
-            "Version of the exporter, Python and libsystemd (newest LIBSYSTEMD_ symbol version).",
-            ["version", "python_version", "libsystemd_version"],
+            "Version of the exporter, Python and the sd-login library (newest LIBSYSTEMD_ symbol "
+            "version; elogind's follow systemd's numbering), and which library was loaded "
+            "(libsystemd or libelogind).",
+            ["version", "python_version", "libsystemd_version", "library"],
             {self._build_info: 1.0},
         )
         yield _counter(
