@@ -26,7 +26,7 @@ from prometheus_client.registry import Collector
 
 from login_exporter import __version__
 from login_exporter.exposition import Exposition
-from login_exporter.liveness import FILES_RULE, RULE_FILES, RULE_UNIT, Status
+from login_exporter.liveness import FILES_RULE, RULES, Status
 from login_exporter.state import Difference, Seat, Session, Snapshot
 
 _LABEL_VALUE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
@@ -250,17 +250,17 @@ class LogindCollector(Collector):
         up = liveness.up(snapshot.logind_up)
         yield _gauge(
             "logind_up",
-            "1 while systemd-logind runs (its invocation link exists; where that cannot be read: "
-            "while its state is readable, seat0 exists) and, while the system bus is connected, "
-            "owns org.freedesktop.login1; 0 otherwise. logind_exporter_liveness_rule says which "
-            "rule is in force.",
+            "1 while logind runs (systemd-logind: its invocation link exists; elogind: its pid "
+            "file names a live process; where neither can be read: while its state is readable, "
+            "seat0 exists) and, while the system bus is connected, owns org.freedesktop.login1; "
+            "0 otherwise. logind_exporter_liveness_rule says which rule is in force.",
             [],
             {(): 1.0 if up else 0.0},
         )
         yield _counter(
             "logind_restarts",
-            "Starts of systemd-logind seen after the exporter's first view (its invocation id "
-            "changed).",
+            "Starts of logind seen after the exporter's first view (systemd-logind's invocation "
+            "id, or elogind's pid, changed).",
             [],
             {(): float(liveness.restarts)},
         )
@@ -384,9 +384,10 @@ class LogindCollector(Collector):
         yield _gauge(
             "logind_exporter_liveness_rule",
             "The rule logind_up follows: unit (systemd's invocation link of "
-            "systemd-logind.service) or files (seat0's state file exists), 1 for the one in force.",
+            "systemd-logind.service), pidfile (elogind's /run/elogind.pid and its process) or "
+            "files (seat0's state file exists), 1 for the one in force.",
             ["rule"],
-            {(rule,): 1.0 if rule == liveness.rule else 0.0 for rule in (RULE_UNIT, RULE_FILES)},
+            {(rule,): 1.0 if rule == liveness.rule else 0.0 for rule in RULES},
         )
         yield _counter(
             "logind_exporter_monitor_wakeups",
