@@ -29,6 +29,7 @@ from login_exporter.bus import SYSTEM_BUS, LogindBus, socket_path
 from login_exporter.collector import LogindCollector, Options
 from login_exporter.exposition import Publisher
 from login_exporter.presence import PresenceFamilies
+from login_exporter.sdlogin import _ffi as sdlogin_library
 from login_exporter.state import Refresher
 from login_exporter.web import WebServer, bind_listen_addresses, landing_page, parse_listen_address
 from login_exporter.webconfig import WebConfig, WebConfigError, load_web_config
@@ -132,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--collector.inhibitor-info", dest="inhibitor_info",
         action=argparse.BooleanOptionalAction, default=False,
         help="export logind_inhibitor_info per lock with who and why labels (default off)")
+    add("--sdlogin.library", dest="sdlogin_library", metavar="PATH",
+        default=os.environ.get(sdlogin_library.ENVIRONMENT) or None,
+        help="the sd-login library to load (default $LOGIN_EXPORTER_SDLOGIN_LIBRARY, else "
+        "libsystemd.so.0, then elogind's libelogind.so.0)")
     add("--refresh.debounce", dest="debounce", type=_duration, default="50ms",
         help="minimum time between two refreshes; bursts are coalesced (default 50ms)")
     add("--refresh.resync-interval", dest="resync_interval", type=_duration, default="5m",
@@ -206,6 +211,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_web_config(args.web_config) if args.web_config else WebConfig()
     except WebConfigError as exc:
         parser.exit(2, f"login-exporter: error: {exc}\n")
+    if args.sdlogin_library:
+        sdlogin_library.use_library(args.sdlogin_library)
+        try:
+            sdlogin_library.load()  # now, so that a wrong path is a bad command line (exit 2)
+        except sdlogin_library.ExplicitLibraryError as exc:
+            parser.exit(2, f"login-exporter: error: argument --sdlogin.library: {exc.strerror}\n")
     try:
         return _run(parser, args, config)
     except WebConfigError as exc:
@@ -222,6 +233,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, config: WebC
         options,
         libsystemd_version=sdlogin.abi_version(),
         start_time_known=sdlogin.capabilities()["sd_session_get_start_time"],
+        library=sdlogin.library(),
     )
     publisher = Publisher(live)
     refresher = Refresher(machines=options.machines, details=options.session_info)

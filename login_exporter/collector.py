@@ -20,7 +20,7 @@ from prometheus_client.core import HistogramMetricFamily, Metric
 from login_exporter import __version__
 from login_exporter.exposition import Exposition
 from login_exporter.families import Sticky, counter, gauge
-from login_exporter.liveness import FILES_RULE, RULE_FILES, RULE_UNIT, Status
+from login_exporter.liveness import FILES_RULE, RULES, Status
 from login_exporter.state import Difference, Seat, Session, Snapshot
 
 _LABEL_VALUE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
@@ -196,16 +196,22 @@ class LogindCollector:
     """The logind_* families for the snapshot and totals last given to :meth:`update`, as an
     :class:`Exposition` (:meth:`exposition`)."""
 
-    def __init__(self, options: Options, libsystemd_version: str, start_time_known: bool) -> None:
+    def __init__(
+        self,
+        options: Options,
+        libsystemd_version: str,
+        start_time_known: bool,
+        library: str = "libsystemd",
+    ) -> None:
         self._options = options
         self._sticky = Sticky()
         self._families: list[Metric] = []
         self._session_info = _SessionInfo() if options.session_info else None
         self._session_info_block = b""
-        self._build_info = (__version__, sys.version.split()[0], libsystemd_version)
+        self._build_info = (__version__, sys.version.split()[0], libsystemd_version, library)
         self._start_source = (
             "sd_session_get_start_time" if start_time_known else "the exporter's first sight of the"
-            " session (libsystemd older than 254 has no sd_session_get_start_time)"
+            " session (libsystemd and libelogind older than 254 have no sd_session_get_start_time)"
         )
 
     def update(
@@ -231,17 +237,17 @@ class LogindCollector:
         up = liveness.up(snapshot.logind_up)
         yield gauge(
             "logind_up",
-            "1 while systemd-logind runs (its invocation link exists; where that cannot be read: "
-            "while its state is readable, seat0 exists) and, while the system bus is connected, "
-            "owns org.freedesktop.login1; 0 otherwise. logind_exporter_liveness_rule says which "
-            "rule is in force.",
+            "1 while logind runs (systemd-logind: its invocation link exists; elogind: its pid "
+            "file names a live process; where neither can be read: while its state is readable, "
+            "seat0 exists) and, while the system bus is connected, owns org.freedesktop.login1; "
+            "0 otherwise. logind_exporter_liveness_rule says which rule is in force.",
             [],
             {(): 1.0 if up else 0.0},
         )
         yield counter(
             "logind_restarts_total",
-            "Starts of systemd-logind seen after the exporter's first view (its invocation id "
-            "changed).",
+            "Starts of logind seen after the exporter's first view (systemd-logind's invocation "
+            "id, or elogind's pid, changed).",
             [],
             {(): float(liveness.restarts)},
         )
@@ -335,8 +341,10 @@ class LogindCollector:
     ) -> Iterator[Metric]:
         yield gauge(
             "logind_exporter_build_info",
-            "Version of the exporter, Python and libsystemd (newest LIBSYSTEMD_ symbol version).",
-            ["version", "python_version", "libsystemd_version"],
+            "Version of the exporter, Python and the sd-login library (newest LIBSYSTEMD_ symbol "
+            "version; elogind's follow systemd's numbering), and which library was loaded "
+            "(libsystemd or libelogind).",
+            ["version", "python_version", "libsystemd_version", "library"],
             {self._build_info: 1.0},
         )
         yield counter(
@@ -348,9 +356,10 @@ class LogindCollector:
         yield gauge(
             "logind_exporter_liveness_rule",
             "The rule logind_up follows: unit (systemd's invocation link of "
-            "systemd-logind.service) or files (seat0's state file exists), 1 for the one in force.",
+            "systemd-logind.service), pidfile (elogind's /run/elogind.pid and its process) or "
+            "files (seat0's state file exists), 1 for the one in force.",
             ["rule"],
-            {(rule,): 1.0 if rule == liveness.rule else 0.0 for rule in (RULE_UNIT, RULE_FILES)},
+            {(rule,): 1.0 if rule == liveness.rule else 0.0 for rule in RULES},
         )
         yield counter(
             "logind_exporter_monitor_wakeups_total",

@@ -9,6 +9,9 @@ Errors: a negative return from libsystemd raises OSError carrying that errno and
 the call; EINVAL raises :class:`InvalidArgumentError`, which is both an OSError and a ValueError.
 Names that cannot reach C intact (embedded NUL, unencodable) raise ValueError before any call.
 Functions newer than the running libsystemd raise :class:`UnsupportedError` (a NotImplementedError).
+
+The library is libsystemd.so.0, else elogind's libelogind.so.0 (then the unversioned names), or
+the file named by $LOGIN_EXPORTER_SDLOGIN_LIBRARY; :func:`library` says which was loaded.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ __all__ = [
     "UnsupportedError",
     "abi_version",
     "capabilities",
+    "library",
+    "library_path",
     "machine_names",
     "seats",
     "sessions",
@@ -218,5 +223,22 @@ def capabilities() -> dict[str, bool]:
 
 
 def abi_version() -> str:
-    """Return the newest LIBSYSTEMD_<n> symbol version of the loaded library (e.g. "251")."""
+    """Return the newest LIBSYSTEMD_<n> symbol version of the loaded library (e.g. "252"; elogind
+    246's: "246"), or "unknown". Raises OSError when no library can be loaded."""
     return _ffi.abi_version()
+
+
+def library() -> str:
+    """Return which library was loaded: "libsystemd" or "libelogind" (or "unknown").
+
+    Raises OSError when no library can be loaded.
+    """
+    return _ffi.library_name()
+
+
+def library_path() -> str | None:
+    """Return the file the library was loaded from, links resolved, or None if unknown.
+
+    Raises OSError when no library can be loaded.
+    """
+    return _ffi.library_path()

@@ -1,9 +1,14 @@
-"""cffi ABI-mode declarations for sd-login.h and sd-daemon.h, and the lazy dlopen of libsystemd.
+"""cffi ABI-mode declarations for sd-login.h and sd-daemon.h, and the lazy dlopen of the library.
 
 ABI mode needs no compiler and no -dev headers: the declarations below are checked against the
 library only when a function is first called. Loading is deferred to the first call so that
 importing the exporter works on a machine without libsystemd; that call raises one OSError naming
-the sonames tried.
+every name tried.
+
+The library is systemd's libsystemd or elogind's libelogind (the standalone logind of Devuan,
+Alpine, Gentoo, Void, Artix), which exports the same sd-login calls under the same LIBSYSTEMD_*
+symbol versions. Without an explicit path (:func:`use_library`, else
+$LOGIN_EXPORTER_SDLOGIN_LIBRARY) the sonames in SONAMES are tried in order.
 """
 
 from __future__ import annotations
@@ -17,7 +22,12 @@ from typing import Any
 
 from cffi import FFI
 
-SONAMES = ("libsystemd.so.0", "libsystemd.so")
+# systemd's first; elogind's where only that exists (upstream elogind installs no libsystemd.so.0;
+# Debian 12's libelogind0 adds a libsystemd.so.0 link to it); the unversioned -dev links last.
+SONAMES = ("libsystemd.so.0", "libelogind.so.0", "libsystemd.so", "libelogind.so")
+ENVIRONMENT = "LOGIN_EXPORTER_SDLOGIN_LIBRARY"  # an explicit path, for the binding without flags
+LIBRARY_SYSTEMD = "libsystemd"
+LIBRARY_ELOGIND = "libelogind"
 
 # Functions newer than systemd 252; probed at run time (name -> first systemd release with it).
 OPTIONAL_FUNCTIONS = {
@@ -102,12 +112,35 @@ _lock = threading.Lock()
 _lib: Any = None
 _libc: Any = None
 _path: str | None = None
+_explicit: str | None = None  # set by use_library(); else the environment's, else SONAMES
+
+
+class ExplicitLibraryError(OSError):
+    """The library named by use_library() or $LOGIN_EXPORTER_SDLOGIN_LIBRARY cannot be loaded."""
+
+
+def use_library(path: str | None) -> None:
+    """Load the library from ``path`` (a file, or a name dlopen() searches) instead of trying
+    SONAMES; None goes back to $LOGIN_EXPORTER_SDLOGIN_LIBRARY or SONAMES. Takes effect only
+    before the first call: raises RuntimeError once a library is loaded."""
+    global _explicit
+    with _lock:
+        if _lib is not None:
+            raise RuntimeError("use_library() after the library was loaded")
+        _explicit = path
+
+
+def explicit_library() -> str | None:
+    """Return the path to load instead of SONAMES: use_library()'s, else the environment's
+    (empty counts as unset), else None."""
+    return _explicit if _explicit is not None else (os.environ.get(ENVIRONMENT) or None)
 
 
 def load() -> Any:
-    """Return the loaded libsystemd (loading it on first use).
+    """Return the loaded library (loading it on first use).
 
-    Raises OSError naming every soname tried when none can be loaded, OSError(EMFILE or ENFILE)
+    Raises ExplicitLibraryError (an OSError) naming the path when an explicit library cannot be
+    loaded, OSError naming every soname tried when none can be loaded, OSError(EMFILE or ENFILE)
     when the process ran out of file descriptors (the next call tries again).
     """
     global _lib, _libc
@@ -115,11 +148,16 @@ def load() -> Any:
         return _lib
     with _lock:
         if _lib is None:
+            explicit = explicit_library()
+            names = (explicit,) if explicit is not None else SONAMES
             failures = []
-            for soname in SONAMES:
+            for soname in names:
                 try:
                     lib = ffi.dlopen(soname)
-                except OSError as exc:
+                    # Not an sd-login library at all (a typo naming libc): refuse it now rather
+                    # than fail on every call later.
+                    ffi.addressof(lib, "sd_get_sessions")
+                except (OSError, AttributeError) as exc:
                     failures.append(f"{soname}: {exc}")
                     continue
                 # free(3) from libc, through the same FFI: cdata passes without conversion.
@@ -128,11 +166,16 @@ def load() -> Any:
                 break
             else:
                 _raise_if_out_of_fds()
+                if explicit is not None:
+                    raise ExplicitLibraryError(
+                        errno.ENOENT,
+                        f"cannot load the sd-login library {explicit!r} (--sdlogin.library or "
+                        f"${ENVIRONMENT}): {failures[0]}",
+                    )
                 raise OSError(
-                    "cannot load libsystemd (install libsystemd0); tried "
-                    + ", ".join(SONAMES)
-                    + ": "
-                    + "; ".join(failures)
+                    "cannot load libsystemd or libelogind (install libsystemd0, or elogind's "
+                    "library, or name the file with --sdlogin.library or "
+                    f"${ENVIRONMENT}); tried " + ", ".join(SONAMES) + ": " + "; ".join(failures)
                 )
     return _lib
 
@@ -153,7 +196,7 @@ def libc() -> Any:
 
 
 def has_function(name: str) -> bool:
-    """Return whether the loaded libsystemd exports ``name``. Raises OSError if it cannot load."""
+    """Return whether the loaded library exports ``name``. Raises OSError if it cannot load."""
     lib = load()
     try:
         getattr(lib, name)
@@ -163,32 +206,66 @@ def has_function(name: str) -> bool:
 
 
 def library_path() -> str | None:
-    """Return the file libsystemd was loaded from (from /proc/self/maps), or None."""
+    """Return the file the library was loaded from (the mapping holding sd_get_sessions in
+    /proc/self/maps, links resolved by the kernel), or None. Raises OSError if it cannot load."""
     global _path
     if _path is None:
-        load()
+        lib = load()
+        address = int(ffi.cast("uintptr_t", ffi.addressof(lib, "sd_get_sessions")))
         try:
             maps = Path("/proc/self/maps").read_text()
         except OSError:
             return None
         for line in maps.splitlines():
-            if "libsystemd.so" in line:
-                _path = line.split(None, 5)[-1].strip()
+            fields = line.split(None, 5)
+            if len(fields) < 6 or not fields[5].startswith("/"):
+                continue
+            start, _, end = fields[0].partition("-")
+            if int(start, 16) <= address < int(end, 16):
+                _path = fields[5].strip()
                 break
     return _path
+
+
+def _library_bytes() -> bytes | None:
+    path = library_path()
+    if path is None:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return None
+
+
+def library_name() -> str:
+    """Return "libelogind" or "libsystemd": which library was loaded, or "unknown".
+
+    The file's name says, links resolved (Debian 12's libsystemd.so.0 -> libelogind.so.0); for a
+    file named otherwise (an explicit path), its SONAME string. Raises OSError if it cannot load.
+    """
+    path = library_path()
+    if path is None:
+        return "unknown"
+    base = os.path.basename(path)
+    for name in (LIBRARY_ELOGIND, LIBRARY_SYSTEMD):
+        if base.startswith(name + ".so"):
+            return name
+    data = _library_bytes() or b""
+    # libelogind's SONAME is libelogind.so.0; libsystemd holds no such string.
+    if b"libelogind.so." in data:
+        return LIBRARY_ELOGIND
+    return LIBRARY_SYSTEMD if b"libsystemd.so." in data else "unknown"
 
 
 def abi_version() -> str:
     """Return the newest LIBSYSTEMD_<n> symbol version the loaded library defines, or "unknown".
 
-    libsystemd has no version call; its symbol versions name the release that added each symbol.
+    Neither library has a version call; their symbol versions name the systemd release that added
+    each symbol, and elogind numbers its releases after the systemd it follows (246.10 defines
+    LIBSYSTEMD_209 ... LIBSYSTEMD_246). Raises OSError if it cannot load.
     """
-    path = library_path()
-    if path is None:
-        return "unknown"
-    try:
-        data = Path(path).read_bytes()
-    except OSError:
+    data = _library_bytes()
+    if data is None:
         return "unknown"
     versions = [int(m) for m in re.findall(rb"LIBSYSTEMD_(\d+)", data)]
     return str(max(versions)) if versions else "unknown"

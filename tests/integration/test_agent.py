@@ -888,9 +888,9 @@ def test_once_says_what_the_server_says_of_logind(
     if link == "stopped":
         real_252.invocation(LOGIND_UNIT, None)  # its state files and the units directory stay
     once = _liveness(_once())
-    other = "files" if rule == "unit" else "unit"
-    assert once == {k("logind_up"): up, k("logind_exporter_liveness_rule", rule=rule): 1,
-                    k("logind_exporter_liveness_rule", rule=other): 0}  # fmt: skip
+    rules = {k("logind_exporter_liveness_rule", rule=r): int(r == rule)
+             for r in ("unit", "pidfile", "files")}  # fmt: skip
+    assert once == {k("logind_up"): up, **rules}
     with running_exporter("--refresh.resync-interval=0") as exporter:
         served = exporter.wait_for(has(once), EVENT_TIMEOUT, f"the server saying {once}")
     assert _liveness(served) == once

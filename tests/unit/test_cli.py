@@ -127,6 +127,7 @@ def test_flags_in_force_show_values_as_the_flags_take_them() -> None:
         "collector.dbus": "false",
         "dbus.address": "unix:path=/b",
         "collector.inhibitor-info": "false",
+        "sdlogin.library": "",
         "refresh.debounce": "90s",
         "refresh.resync-interval": "0",
         "log.level": "debug",

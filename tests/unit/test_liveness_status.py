@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from login_exporter.liveness import RULE_FILES, RULE_UNIT, Status
+from login_exporter.liveness import RULE_FILES, RULE_PIDFILE, RULE_UNIT, Status
 
 
 @pytest.mark.parametrize(
@@ -12,6 +12,9 @@ from login_exporter.liveness import RULE_FILES, RULE_UNIT, Status
     [
         (Status(RULE_UNIT, True), False, True),  # the link decides, not the files
         (Status(RULE_UNIT, False), True, False),  # stopped; its files stay
+        (Status(RULE_PIDFILE, True), False, True),  # elogind's pid file decides too
+        (Status(RULE_PIDFILE, False), True, False),
+        (Status(RULE_PIDFILE, True, bus_owner=False), True, False),
         (Status(RULE_FILES, None), True, True),
         (Status(RULE_FILES, None), False, False),
         (Status(RULE_UNIT, True, bus_owner=True), True, True),

@@ -24,6 +24,7 @@ from login_exporter.bus.view import Inhibitor, Power, Presence, SeatIdle, Sessio
 from login_exporter.collector import ERROR_KINDS, LogindCollector, Options, Totals
 from login_exporter.liveness import RULE_UNIT, Status
 from login_exporter.presence import PresenceFamilies
+from login_exporter.sdlogin import _ffi as sdlogin_ffi
 from login_exporter.state import Machine, Seat, User
 from tests.grafana import support as grafana
 from tests.support.exposition import parse_samples
@@ -121,6 +122,7 @@ def documented_default(action: argparse.Action) -> set[str]:
 
 def parser_flags(monkeypatch: pytest.MonkeyPatch) -> dict[str, argparse.Action]:
     monkeypatch.delenv("DBUS_SYSTEM_BUS_ADDRESS", raising=False)
+    monkeypatch.delenv(sdlogin_ffi.ENVIRONMENT, raising=False)
     return {
         spelling(action): action
         for action in cli.build_parser()._actions
@@ -140,6 +142,11 @@ def flag_problems(text: str, flags: dict[str, argparse.Action]) -> list[str]:
             if f"`{SYSTEM_BUS}`" not in default or "`$DBUS_SYSTEM_BUS_ADDRESS`" not in default:
                 problems.append(f"{flag}: default {default!r}, program: $DBUS_SYSTEM_BUS_ADDRESS"
                                 f" else {SYSTEM_BUS}")  # fmt: skip
+        elif action.dest == "sdlogin_library":
+            # Default from the environment, else the sonames tried in order: README names them.
+            wanted = [f"`${sdlogin_ffi.ENVIRONMENT}`", *(f"`{n}`" for n in sdlogin_ffi.SONAMES[:2])]
+            if [w for w in wanted if w not in default] or action.default is not None:
+                problems.append(f"{flag}: default {default!r}, program: {wanted}")
         elif default not in documented_default(action):
             problems.append(f"{flag}: default {default!r}, program: {documented_default(action)}")
         missing = [c for c in action.choices or () if c not in code_spans(row)]
