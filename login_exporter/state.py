@@ -6,13 +6,17 @@ class, remote, service, ...) is taken from the previous snapshot by id and only 
 active are read again. When the
 caller knows which objects changed (the monitor's inotify events name the file renamed into
 place or deleted), only those are read; everything else is carried over from the previous
-snapshot, so such a refresh costs O(changes) plus one directory listing per kind.
+snapshot. When the monitor of a kind was open since the previous snapshot (``Changes.watched``)
+its names are complete and that kind is not even listed, so the refresh costs O(changes): the
+libsystemd calls of the named objects and a C-level copy of the previous snapshot's dicts.
 """
 
 from __future__ import annotations
 
 import errno
+import itertools
 import logging
+import os
 import pwd
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -112,9 +116,17 @@ class Snapshot:
     taken_at: float
     read_races: int = 0
     read_errors: Mapping[str, int] = field(default_factory=dict)
+    # Which snapshot this one is (unique in this process), and, when it was built from the one
+    # numbered ``base`` by reading only named sessions, those session ids (each read again or
+    # dropped): whoever kept ``base``'s sessions can update from it in O(touched). None: anything
+    # may differ (a full read).
+    generation: int = 0
+    base: int = -1
+    touched: frozenset[str] | None = None
 
 
 EMPTY = Snapshot(False, {}, {}, {}, {}, 0.0)
+_generations = itertools.count(1)
 
 
 @dataclass
@@ -122,6 +134,11 @@ class Changes:
     """Names of objects whose state files were renamed into place or deleted, per kind.
 
     ``everything`` means the names are unknown (start-up, resync, inotify overflow): read all.
+    ``watched`` holds the monitor categories ("session", "seat", "uid", "machine") whose monitor
+    was open since the previous snapshot, so that their names are every object of that kind
+    that appeared, changed or vanished: those kinds are not listed again, which makes a
+    refresh cost O(names) instead of O(objects). Kinds not in it are listed (a missing monitor
+    would have named nothing).
     """
 
     everything: bool = False
@@ -129,6 +146,7 @@ class Changes:
     seats: set[str] = field(default_factory=set)
     users: set[int] = field(default_factory=set)
     machines: set[str] = field(default_factory=set)
+    watched: frozenset[str] = frozenset()
 
     def __bool__(self) -> bool:
         return self.everything or bool(self.sessions or self.seats or self.users or self.machines)
@@ -201,17 +219,35 @@ class Refresher:
         """
         now = self._clock()
         tally = _Tally()
-        names = sdlogin.sessions()
-        sessions = self._sessions(names, previous, changes, now, tally)
-        seat_names = sdlogin.seats()
-        seats = _refresh_each(
-            seat_names, previous.seats, changes.seats, changes.everything, _read_seat, tally
-        )
-        users = _refresh_each(
-            sdlogin.uids(), previous.users, changes.users, changes.everything, _read_user, tally
-        )
+        named = frozenset() if changes.everything else changes.watched
+        touched: frozenset[str] | None = None
+        if "session" in named:
+            sessions = self._named_sessions(previous, changes.sessions, now, tally)
+            touched = frozenset(changes.sessions)
+        else:
+            sessions = self._sessions(sdlogin.sessions(), previous, changes, now, tally)
+        if "seat" in named:
+            seats, gone = _named_each(previous.seats, changes.seats, _read_seat, tally)
+            logind_up = (SEAT0 not in gone) if SEAT0 in changes.seats else previous.logind_up
+        else:
+            seat_names = sdlogin.seats()
+            seats = _refresh_each(
+                seat_names, previous.seats, changes.seats, changes.everything, _read_seat, tally
+            )
+            logind_up = SEAT0 in seat_names
+        if "uid" in named:
+            users, _ = _named_each(previous.users, changes.users, _read_named_user, tally)
+        else:
+            users = _refresh_each(
+                sdlogin.uids(), previous.users, changes.users, changes.everything, _read_user,
+                tally,
+            )  # fmt: skip
         machines: dict[str, Machine] = {}
-        if self._machines:
+        if not self._machines:
+            pass
+        elif "machine" in named:
+            machines, _ = _named_each(previous.machines, changes.machines, _read_machine, tally)
+        else:
             machines = _refresh_each(
                 sdlogin.machine_names(),
                 previous.machines,
@@ -221,7 +257,7 @@ class Refresher:
                 tally,
             )
         return Snapshot(
-            logind_up=SEAT0 in seat_names,
+            logind_up=logind_up,
             sessions=MappingProxyType(sessions),
             seats=MappingProxyType(seats),
             users=MappingProxyType(users),
@@ -229,7 +265,28 @@ class Refresher:
             taken_at=now,
             read_races=tally.races,
             read_errors=MappingProxyType(tally.errors),
+            generation=next(_generations),
+            base=previous.generation,
+            touched=touched,
         )
+
+    def _named_sessions(
+        self, previous: Snapshot, names: set[str], now: float, tally: _Tally
+    ) -> dict[str, Session]:
+        # Every change since ``previous`` is named: copy its sessions (one C-level dict copy,
+        # no libsystemd call) and read only the named ones whole; a name whose file is gone
+        # (ENXIO) ended. Nothing is listed.
+        result = _copy(previous.sessions)
+        for name in names:
+            if self.cancelled():
+                raise RefreshCancelled
+            known = result.pop(name, None)
+            try:
+                result[name] = self._read_session(name, known, None, now)
+            except OSError as exc:
+                if exc.errno not in VANISHED:
+                    tally.failed(exc)
+        return result
 
     def _sessions(
         self,
@@ -324,6 +381,34 @@ def _refresh_each(
     return result
 
 
+def _copy(mapping: Mapping[K, V]) -> dict[K, V]:
+    # A snapshot's mappings are read-only views of dicts: copying the dict behind one is a
+    # C-level copy, where dict(view) goes item by item through the view.
+    if isinstance(mapping, MappingProxyType):
+        copied: dict[K, V] = mapping.copy()
+        return copied
+    return dict(mapping)
+
+
+def _named_each(
+    previous: Mapping[K, V], names: set[K], read: Callable[[K], V], tally: _Tally
+) -> tuple[dict[K, V], set[K]]:
+    """Return ``previous`` with every named object read again, and the names whose file is gone
+    (dropped, not counted: the event said they were deleted). Unreadable ones are dropped and
+    counted as errors."""
+    result, gone = _copy(previous), set()
+    for name in names:
+        result.pop(name, None)
+        try:
+            result[name] = read(name)
+        except OSError as exc:
+            if exc.errno in VANISHED:
+                gone.add(name)
+            else:
+                tally.failed(exc)
+    return result, gone
+
+
 def _read_seat(name: str) -> Seat:
     active, _ = sdlogin.seat_get_active(name)
     return Seat(
@@ -338,6 +423,16 @@ def _read_seat(name: str) -> Seat:
 
 def _read_user(uid: int) -> User:
     return User(uid=uid, state=sdlogin.uid_get_state(uid))
+
+
+USERS_DIRECTORY = "/run/systemd/users"
+
+
+def _read_named_user(uid: int) -> User:
+    # sd_uid_get_state answers "offline" for a uid without a file instead of failing, so a named
+    # uid's file is looked for first (raises ENOENT when gone, as the other kinds' getters do).
+    os.stat(f"{USERS_DIRECTORY}/{uid}")
+    return _read_user(uid)
 
 
 def _read_machine(name: str) -> Machine:
@@ -358,10 +453,21 @@ class Difference:
 
 
 def difference(before: Snapshot, after: Snapshot) -> Difference:
-    """Return the sessions and machines that appeared in or vanished from ``after``."""
+    """Return the sessions and machines that appeared in or vanished from ``after``.
+
+    When ``after`` was built from ``before`` by reading named sessions only, only those are
+    compared (O(touched) instead of O(sessions)).
+    """
+    if after.touched is not None and after.base == before.generation:
+        old, new = before.sessions, after.sessions
+        started = tuple(new[k] for k in after.touched if k in new and k not in old)
+        ended = tuple(old[k] for k in after.touched if k in old and k not in new)
+    else:
+        started = tuple(s for k, s in after.sessions.items() if k not in before.sessions)
+        ended = tuple(s for k, s in before.sessions.items() if k not in after.sessions)
     return Difference(
-        started=tuple(s for k, s in after.sessions.items() if k not in before.sessions),
-        ended=tuple(s for k, s in before.sessions.items() if k not in after.sessions),
+        started=started,
+        ended=ended,
         machines_started=tuple(m for k, m in after.machines.items() if k not in before.machines),
         machines_stopped=tuple(m for k, m in before.machines.items() if k not in after.machines),
     )
