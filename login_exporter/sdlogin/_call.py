@@ -63,7 +63,7 @@ def _function(name: str) -> Any:
     lib = _ffi.load()
     try:
         return getattr(lib, name)
-    except AttributeError:
+    except (AttributeError, ffi.error):  # inline-parsed / pre-parsed FFI
         needed = _ffi.OPTIONAL_FUNCTIONS.get(name)
         since = f" (added in systemd {needed})" if needed else ""
         raise UnsupportedError(

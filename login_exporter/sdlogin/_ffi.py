@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from cffi import FFI
+from login_exporter.ffibuild import ffi_for
 
 SONAMES = ("libsystemd.so.0", "libsystemd.so")
 
@@ -95,8 +95,7 @@ int sd_listen_fds(int unset_environment);
 void free(void *ptr);
 """
 
-ffi = FFI()
-ffi.cdef(CDEF)
+ffi = ffi_for("sdlogin", CDEF)  # pre-parsed at build time when up to date (ffibuild.py)
 
 _lock = threading.Lock()
 _lib: Any = None
@@ -157,7 +156,7 @@ def has_function(name: str) -> bool:
     lib = load()
     try:
         getattr(lib, name)
-    except AttributeError:
+    except (AttributeError, ffi.error):  # inline-parsed / pre-parsed FFI
         return False
     return True
 

@@ -228,3 +228,12 @@ def test_kinds_not_watched_are_still_listed(logind: LogindState) -> None:
     after = refresher.refresh(snap, Changes(watched=frozenset({"session", "seat", "uid"})))
     assert "vm2" in after.machines
     assert "9" not in after.sessions
+
+
+def test_sessions_share_their_few_valued_strings(logind: LogindState) -> None:
+    # 10,000 sessions hold a handful of distinct types, classes and states: one object each.
+    _populate(logind, 4)
+    snap = Refresher().refresh(EMPTY, Changes(everything=True))
+    one, two = snap.sessions["1"], snap.sessions["2"]
+    assert one.state == two.state and one.state is two.state
+    assert one.klass is two.klass and one.type is two.type and one.service is two.service
