@@ -93,6 +93,12 @@ int sd_watchdog_enabled(int unset_environment, uint64_t *usec);
 int sd_listen_fds(int unset_environment);
 
 void free(void *ptr);
+
+/* libc, to copy and free a whole strv in two calls (see _call._take_strv); the layout of
+   wordexp_t is POSIX's, the same in glibc and musl. argz_create is glibc's (probed). */
+typedef struct { size_t we_wordc; char **we_wordv; size_t we_offs; } wordexp_t;
+void wordfree(wordexp_t *pwordexp);
+int argz_create(char *const argv[], char **argz, size_t *len);
 """
 
 ffi = ffi_for("sdlogin", CDEF)  # pre-parsed at build time when up to date (ffibuild.py)

@@ -377,3 +377,22 @@ def test_version_is_an_integer_like_string_like_the_reference(reference: ModuleT
     from login_exporter import __version__ as exporter_version
 
     assert sdlogin.__version__ != exporter_version  # the exporter's own version lives there
+
+
+@pytest.mark.parametrize("whole", [True, False], ids=["argz+wordfree", "per-string"])
+def test_both_ways_of_taking_a_list_match_the_reference(
+    logind: LogindState, reference: ModuleType, monkeypatch: pytest.MonkeyPatch, whole: bool
+) -> None:
+    # glibc: a strv is copied by argz_create and freed by wordfree (four C calls for any length);
+    # elsewhere (musl has no argz) string by string. Both must give the reference's lists.
+    from login_exporter.sdlogin import _call
+
+    assert _call._whole_strv_calls(sdlogin._ffi.libc()), "this libc has argz_create and wordfree"
+    monkeypatch.setattr(_call, "_whole_strv", whole)
+    _populate(logind)
+    for i in range(200):
+        logind.session(f"x{i}", uid=2000 + i)
+    assert _lists(sdlogin) == _lists(reference)
+    assert sorted(sdlogin.seat_get_sessions("seat0")) == ["1", "2"]
+    logind.clear()
+    assert _lists(sdlogin) == _lists(reference) == {name: [] for name in LISTS}
