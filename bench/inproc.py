@@ -3,11 +3,14 @@
 - ``naive_pass``: login_exporter.sdlogin making exactly the C floor's calls from Python, with no
   caching: what the cffi binding alone costs over C.
 - ``list_calls``: sessions() + seats() + uids() + machine_names(), ours and python-systemd's.
+- ``side_by_side``, ``monitor_creation``: each list function and Monitor() creation, ours and
+  python-systemd's alternately in one process.
 """
 
 from __future__ import annotations
 
 import importlib
+import statistics
 import time
 from collections.abc import Callable
 from types import ModuleType
@@ -80,3 +83,32 @@ def list_calls(module: Any) -> Callable[[], object]:
         return (module.sessions(), module.seats(), module.uids(), module.machine_names())
 
     return calls
+
+
+BINDING_CALLS = ("sessions", "seats", "uids", "machine_names")
+
+
+def side_by_side(
+    ours_fn: Callable[[], float], theirs_fn: Callable[[], float], rounds: int
+) -> tuple[float, float, float]:
+    """Alternate ``ours_fn`` and ``theirs_fn`` (each returning its mean seconds per call) for
+    ``rounds`` rounds. Returns (median ours, median theirs, median of per-round ours/theirs)."""
+    ours_s, theirs_s = [], []
+    for _ in range(rounds):
+        ours_s.append(ours_fn())
+        theirs_s.append(theirs_fn())
+    ratios = [o / t for o, t in zip(ours_s, theirs_s, strict=True)]
+    return statistics.median(ours_s), statistics.median(theirs_s), statistics.median(ratios)
+
+
+def monitor_creation(module: Any, monitors: int = 10) -> float:
+    """Mean seconds of ``module.Monitor()`` (all four categories), the closing not timed: a few
+    at a time, as inotify instances per user are few (fs.inotify.max_user_instances)."""
+    opened = []
+    t0 = time.perf_counter_ns()
+    for _ in range(monitors):
+        opened.append(module.Monitor())
+    elapsed = time.perf_counter_ns() - t0
+    for monitor in opened:
+        monitor.close()
+    return elapsed / monitors / 1e9

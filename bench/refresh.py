@@ -36,6 +36,11 @@ class RefreshBench:
         self.snapshot: Any = self.refresher.refresh(self.state.EMPTY, self._everything())
         self.candidates = tree.toggleable()
         self._k = 0
+        from login_exporter import collector
+
+        self.totals = collector.Totals()
+        self.collector = collector.LogindCollector(collector.Options(), "252", True)
+        self.collector.update(self.snapshot, self.totals)
 
     def _new(self) -> Any:
         return self.state.Refresher(machines=True, details=False)
@@ -61,20 +66,29 @@ class RefreshBench:
             self.snapshot = self.refresher.refresh(self.snapshot, self._everything())
         return (time.perf_counter_ns() - t0) / passes / 1e9
 
-    def one_change(self, passes: int) -> float:
+    def one_change(self, passes: int, *, publish: bool = False) -> float:
         """Mean seconds of the refresh after one renamed session file, naming that id as the
-        monitor's inotify event names it. Raises RuntimeError when the refresh misses it."""
+        monitor's inotify event names it, with every monitor open (as the agent passes it).
+        With ``publish``, also what the agent does next: the difference for the counters, the
+        collector's update and the rendered exposition bytes. Raises RuntimeError when the
+        refresh misses the change."""
         if not self.candidates:
             raise RuntimeError("no seatless session to change")
         total = 0
+        watched = frozenset({"session", "seat", "uid", "machine"})
         for _ in range(passes):
             self._k += 1
             sid = self.candidates[(self._k * 7919) % len(self.candidates)]
             new_state = self.tree.toggle_state(sid)
+            previous = self.snapshot
             t0 = time.perf_counter_ns()
             self.snapshot = self.refresher.refresh(
-                self.snapshot, self.state.Changes(sessions={sid})
+                previous, self.state.Changes(sessions={sid}, watched=watched)
             )
+            if publish:
+                self.totals.observe(self.state.difference(previous, self.snapshot), 0.0)
+                self.collector.update(self.snapshot, self.totals)
+                self.collector.exposition().get(openmetrics=False, gzip=False)
             total += time.perf_counter_ns() - t0
             if self.snapshot.sessions[sid].state != new_state:
                 raise RuntimeError(f"refresh missed the change of session {sid}")

@@ -93,6 +93,10 @@ class Agent:
         previous = self.snapshot
         if not previous.logind_up:
             changes = Changes(everything=True)  # nothing carried over from a stale view
+        elif not changes.everything:
+            # Every monitor open now was open since ``previous`` (one that opened or died
+            # since asked for everything): its names are complete, its kind is not re-listed.
+            changes = replace(changes, watched=frozenset(self._watcher.monitors))
         try:
             snapshot = self._refresher.refresh(previous, changes)
         except OSError as exc:

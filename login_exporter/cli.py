@@ -29,7 +29,7 @@ from login_exporter.bus import SYSTEM_BUS, LogindBus, socket_path
 from login_exporter.collector import LogindCollector, Options
 from login_exporter.exposition import Publisher
 from login_exporter.presence import PresenceFamilies
-from login_exporter.sdlogin import _ffi as sdlogin_library
+from login_exporter.sdlogin import plumbing as sdlogin_library
 from login_exporter.state import Refresher
 from login_exporter.web import WebServer, bind_listen_addresses, landing_page, parse_listen_address
 from login_exporter.webconfig import WebConfig, WebConfigError, load_web_config

@@ -192,6 +192,54 @@ class _SessionInfo:
         return f"logind_session_info{{{labels}}} 1.0\n".encode("utf-8", "surrogateescape")
 
 
+AttrKey = tuple[str, str, str, str, str]  # seat, remote, type, class, state
+
+
+def _attrs(s: Session) -> AttrKey:
+    return (*session_key(s.seat, s.remote, s.type, s.klass), label_value(s.state))
+
+
+class _SessionCounts:
+    """Sessions counted by their label values and live sessions per seat, kept up to date from
+    the sessions a snapshot names as touched when it was built from the one counted last
+    (O(touched)); any other snapshot is counted whole."""
+
+    def __init__(self) -> None:
+        self.by_attrs: Counter[AttrKey] = Counter()
+        self.live: Counter[str] = Counter()
+        self._generation = -1
+        self._sessions: Mapping[str, Session] = {}
+
+    def update(self, snapshot: Snapshot) -> None:
+        """Count ``snapshot``'s sessions (incrementally when it allows)."""
+        if snapshot.generation == self._generation and snapshot.sessions is self._sessions:
+            return
+        old, new = self._sessions, snapshot.sessions
+        if snapshot.touched is not None and snapshot.base == self._generation:
+            for sid in snapshot.touched:
+                before, after = old.get(sid), new.get(sid)
+                if before == after:
+                    continue
+                if before is not None:
+                    self._count(before, -1)
+                if after is not None:
+                    self._count(after, 1)
+        else:
+            self.by_attrs = Counter(_attrs(s) for s in new.values())
+            self.live = Counter(s.seat for s in new.values() if s.seat)
+        self._generation, self._sessions = snapshot.generation, new
+
+    def _count(self, session: Session, step: int) -> None:
+        key = _attrs(session)
+        self.by_attrs[key] += step
+        if not self.by_attrs[key]:
+            del self.by_attrs[key]  # bounded by the label sets alive (sticky keeps the zeros)
+        if session.seat:
+            self.live[session.seat] += step
+            if not self.live[session.seat]:
+                del self.live[session.seat]
+
+
 class LogindCollector:
     """The logind_* families for the snapshot and totals last given to :meth:`update`, as an
     :class:`Exposition` (:meth:`exposition`)."""
@@ -208,6 +256,7 @@ class LogindCollector:
         self._families: list[Metric] = []
         self._session_info = _SessionInfo() if options.session_info else None
         self._session_info_block = b""
+        self._counts = _SessionCounts()
         self._build_info = (__version__, sys.version.split()[0], libsystemd_version, library)
         self._start_source = (
             "sd_session_get_start_time" if start_time_known else "the exporter's first sight of the"
@@ -224,6 +273,7 @@ class LogindCollector:
         """Compute the families for ``snapshot`` and logind's ``liveness`` (called by the agent
         after each refresh and each change of liveness); ``extra`` families (from the bus, see
         presence.py) are exported after them."""
+        self._counts.update(snapshot)
         self._families = [*self._build(snapshot, totals, liveness), *extra]
         if self._session_info is not None:
             self._session_info_block = self._session_info.render(snapshot.sessions)
@@ -251,14 +301,13 @@ class LogindCollector:
             [],
             {(): float(liveness.restarts)},
         )
-        by_attrs: Counter[tuple[str, ...]] = Counter()
-        for s in snapshot.sessions.values():
-            by_attrs[(*session_key(s.seat, s.remote, s.type, s.klass), label_value(s.state))] += 1
+        counts = self._counts.by_attrs
+        by_attrs: dict[tuple[str, ...], float] = {k: float(v) for k, v in counts.items()}
         yield gauge(
             "logind_sessions",
             "Login sessions by seat, remote, type, class and state.",
             ["seat", "remote", "type", "class", "state"],
-            sticky.fill("logind_sessions", dict(by_attrs)),
+            sticky.fill("logind_sessions", by_attrs),
         )
         yield from self._seats(snapshot)
         users: dict[tuple[str, ...], float] = {(state,): 0.0 for state in USER_STATES}
@@ -278,7 +327,7 @@ class LogindCollector:
     def _seats(self, snapshot: Snapshot) -> Iterator[Metric]:
         # Count live sessions, not the seat file's SESSIONS list: systemd 252 leaves an ended
         # session's id there (and in ACTIVE) until something else rewrites the seat.
-        live: Counter[str] = Counter(s.seat for s in snapshot.sessions.values() if s.seat)
+        live = self._counts.live
         for name, (doc, value) in SEAT_FAMILIES.items():
             values: dict[tuple[str, ...], float] = {
                 (seat.name,): value(seat, live, snapshot.sessions)

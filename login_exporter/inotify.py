@@ -12,7 +12,7 @@ import struct
 import threading
 from typing import Any
 
-from cffi import FFI
+from login_exporter.ffibuild import ffi_for
 
 IN_ATTRIB = 0x4
 IN_MOVED_FROM = 0x40
@@ -32,14 +32,12 @@ IN_CLOEXEC = os.O_CLOEXEC
 
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then len bytes of NUL-padded name
 
-_ffi = FFI()
-_ffi.cdef(
-    """
-    int inotify_init1(int flags);
-    int inotify_add_watch(int fd, const char *pathname, uint32_t mask);
-    int inotify_rm_watch(int fd, int wd);
-    """
-)
+CDEF = """
+int inotify_init1(int flags);
+int inotify_add_watch(int fd, const char *pathname, uint32_t mask);
+int inotify_rm_watch(int fd, int wd);
+"""
+_ffi = ffi_for("libc", CDEF)
 _lock = threading.Lock()
 _libc: Any = None
 

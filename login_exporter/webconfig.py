@@ -16,8 +16,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
-import yaml
-
 __all__ = [
     "CLIENT_AUTH_TYPES",
     "TLSConfig",
@@ -361,6 +359,8 @@ def load_web_config(path: str | Path) -> WebConfig:
         raise top.error(None, "no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise top.error(None, f"cannot read: {exc}") from None
+    import yaml  # only --web.config.file needs it (0.4 MB resident, 12 ms: bench/README.md)
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -20,7 +20,6 @@ import errno
 import time
 from typing import Any, NoReturn, SupportsIndex
 
-from login_exporter import __version__ as __version__
 from login_exporter import inotify
 from login_exporter.sdlogin import _ffi, getters
 from login_exporter.sdlogin._call import (
@@ -50,6 +49,11 @@ __all__ = [
     "uids",
 ]
 __all__ += getters.__all__
+
+# As python-systemd's systemd.login.__version__, an integer-like string: the newest systemd
+# release whose sd-login calls this binding covers. The exporter's own version is
+# login_exporter.__version__.
+__version__ = str(max(_ffi.OPTIONAL_FUNCTIONS.values()))
 
 
 # -- python-systemd's systemd.login ---------------------------------------------------------------
@@ -100,6 +104,19 @@ def _watch_created_names(fd: int, category: str | None) -> None:
         inotify.add_watch(fd, path, inotify.IN_CREATE | inotify.IN_MASK_ADD | inotify.IN_ONLYDIR)
 
 
+class _Default:
+    """A read-only default that an instance attribute of the same name shadows (a non-data
+    descriptor): python-systemd's Monitor has no ``closed`` or ``category``, so its subclasses may
+    set their own, before or after the base __init__, and must keep what they set."""
+
+    def __init__(self, getter: Any) -> None:
+        self._getter = getter
+        self.__doc__ = getter.__doc__
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        return self if instance is None else self._getter(instance)
+
+
 class Monitor:
     """A login-state monitor: an fd to poll that wakes when sessions, seats, users or machines
     change (sd_login_monitor_new). ``category`` is "session", "seat", "uid", "machine" or None
@@ -109,13 +126,18 @@ class Monitor:
 
     Raises InvalidArgumentError (a ValueError) for an unknown category, OSError for any other
     failure (e.g. ENOENT when /run/systemd's directories are missing). Methods of a closed monitor
-    raise InvalidArgumentError (EINVAL, as python-systemd), except flush() and close(), which do
-    nothing. Copying and pickling raise TypeError: a copy would free the monitor the original uses.
+    (or of one whose __init__ never ran) raise InvalidArgumentError (EINVAL, as python-systemd),
+    except flush() and close(), which do nothing. Calling __init__ again opens the new monitor
+    first: on failure the old one stays as it was; on success the old one is freed. ``with`` and
+    garbage collection free the monitor without calling a subclass's close(), as python-systemd.
+    Copying and pickling raise TypeError: a copy would free the monitor the original uses.
     """
 
+    # Class-level defaults: an instance that never ran __init__ is a closed monitor.
+    _monitor: Any = None
+    _category: str | None = None
+
     def __init__(self, category: str | None = None) -> None:
-        self._monitor: Any = None
-        self.category = category
         encoded = ffi.NULL if category is None else _encode(category, "category")
         out = ffi.new("sd_login_monitor **")
         result = _function("sd_login_monitor_new")(encoded, out)
@@ -126,12 +148,15 @@ class Monitor:
             )
         if result < 0:
             _fail(result, "sd_login_monitor_new", category)
-        self._monitor = out[0]
+        monitor = out[0]
         try:
-            _watch_created_names(self.fileno(), category)
+            _watch_created_names(_function("sd_login_monitor_get_fd")(monitor), category)
         except OSError:
-            self.close()
+            _function("sd_login_monitor_unref")(monitor)
             raise
+        Monitor._release(self)
+        self._monitor = monitor
+        self._category = category
 
     def _live(self) -> Any:
         if self._monitor is None:
@@ -142,7 +167,7 @@ class Monitor:
         """Return the fd to poll (sd_login_monitor_get_fd). Raises OSError (EINVAL if closed)."""
         result = int(_function("sd_login_monitor_get_fd")(self._live()))
         if result < 0:
-            _fail(result, "sd_login_monitor_get_fd", self.category)
+            _fail(result, "sd_login_monitor_get_fd", self._category)
         return result
 
     def flush(self) -> None:
@@ -151,13 +176,13 @@ class Monitor:
             return
         result = _function("sd_login_monitor_flush")(self._monitor)
         if result < 0:
-            _fail(result, "sd_login_monitor_flush", self.category)
+            _fail(result, "sd_login_monitor_flush", self._category)
 
     def get_events(self) -> int:
         """Return the poll() event mask to wait for. Raises OSError (EINVAL if closed)."""
         result = int(_function("sd_login_monitor_get_events")(self._live()))
         if result < 0:
-            _fail(result, "sd_login_monitor_get_events", self.category)
+            _fail(result, "sd_login_monitor_get_events", self._category)
         return result
 
     def get_timeout(self) -> int | None:
@@ -168,7 +193,7 @@ class Monitor:
         out = ffi.new("uint64_t *")
         result = _function("sd_login_monitor_get_timeout")(self._live(), out)
         if result < 0:
-            _fail(result, "sd_login_monitor_get_timeout", self.category)
+            _fail(result, "sd_login_monitor_get_timeout", self._category)
         value = int(out[0])
         return None if value == 0xFFFFFFFFFFFFFFFF else value
 
@@ -180,35 +205,46 @@ class Monitor:
         now = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
         return (timeout - now + 999) // 1000 if timeout > now else 0
 
-    def close(self) -> None:
-        """Free the monitor and its fd (sd_login_monitor_unref); calling it again does nothing."""
-        monitor, self._monitor = self._monitor, None
+    def _release(self) -> None:
+        # The one place that frees: close(), __exit__, __del__ and a second __init__ call it as
+        # Monitor._release(self), so a subclass's close() is never called behind its back.
+        monitor = self._monitor
         if monitor is not None:
+            self._monitor = None
             _function("sd_login_monitor_unref")(monitor)
 
-    @property
+    def close(self) -> None:
+        """Free the monitor and its fd (sd_login_monitor_unref); calling it again does nothing."""
+        Monitor._release(self)
+
+    @_Default
     def closed(self) -> bool:
-        """Whether close() has run."""
+        """Whether the monitor is closed (close() has run, or __init__ never did)."""
         return self._monitor is None
+
+    @_Default
+    def category(self) -> str | None:
+        """The category given to __init__ (None: all four)."""
+        return self._category
 
     def __enter__(self) -> Monitor:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         # Positional only and any number of them, as python-systemd's.
-        self.close()
+        Monitor._release(self)
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
         # copy, deepcopy and pickle all come here.
         raise TypeError(f"cannot pickle {type(self).__name__!r} object")
 
     def __del__(self) -> None:
-        if getattr(self, "_monitor", None) is not None:
-            self.close()
+        Monitor._release(self)
 
     def __repr__(self) -> str:
-        state = "closed" if self.closed else f"fd={self.fileno()}"
-        return f"<Monitor category={self.category!r} {state}>"
+        monitor = self._monitor
+        state = "closed" if monitor is None else f"fd={self.fileno()}"
+        return f"<Monitor category={self._category!r} {state}>"
 
 
 # -- capabilities ---------------------------------------------------------------------------------

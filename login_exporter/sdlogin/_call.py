@@ -63,7 +63,7 @@ def _function(name: str) -> Any:
     lib = _ffi.load()
     try:
         return getattr(lib, name)
-    except AttributeError:
+    except (AttributeError, ffi.error):  # inline-parsed / pre-parsed FFI
         needed = _ffi.OPTIONAL_FUNCTIONS.get(name)
         since = f" (added in systemd {needed})" if needed else ""
         raise UnsupportedError(
@@ -88,8 +88,11 @@ def _take_strv(array: Any, count: int | None = None) -> list[str]:
         count = 0
         while array[count] != ffi.NULL:
             count += 1
+    libc = _ffi.libc()
+    if _whole_strv_calls(libc):
+        return _take_strv_whole(libc, array, count)
     pointers = ffi.unpack(array, count)
-    free = _ffi.libc().free
+    free = libc.free
     try:
         # map() keeps the per-string work in C; one decode for all (names hold no NUL).
         joined = b"\0".join(map(ffi.string, pointers)).decode(_ENCODING, _ERRORS)
@@ -100,11 +103,45 @@ def _take_strv(array: Any, count: int | None = None) -> list[str]:
         free(array)
 
 
+_whole_strv: bool | None = None
+
+
+def _whole_strv_calls(libc: Any) -> bool:
+    """Whether libc has argz_create (glibc) and wordfree (POSIX): then a strv of any length is
+    copied and freed in four C calls instead of two per string."""
+    global _whole_strv
+    if _whole_strv is None:
+        try:
+            _whole_strv = bool(libc.argz_create and libc.wordfree)
+        except (AttributeError, ffi.error):
+            _whole_strv = False
+    return _whole_strv
+
+
+def _take_strv_whole(libc: Any, array: Any, count: int) -> list[str]:
+    # argz_create copies every string into one buffer, each followed by its NUL: one unpack,
+    # one decode and one split make the list. wordfree frees each string and the array (glibc
+    # walks to the NULL from we_offs, musl counts we_wordc: both are given).
+    try:
+        argz = ffi.new("char **")
+        size = ffi.new("size_t *")
+        if libc.argz_create(array, argz, size) != 0:
+            raise MemoryError("argz_create: out of memory")
+        try:
+            data = ffi.unpack(argz[0], size[0]) if size[0] else b""
+        finally:
+            libc.free(argz[0])
+    finally:
+        libc.wordfree(ffi.new("wordexp_t *", {"we_wordc": count, "we_wordv": array}))
+    return data[:-1].decode(_ENCODING, _ERRORS).split("\0") if data else []
+
+
 def _take_array(array: Any, count: int) -> list[int]:
     if array == ffi.NULL:
         return []
     try:
-        return [int(value) for value in ffi.unpack(array, count)]
+        values: list[int] = ffi.unpack(array, count)  # already Python ints
+        return values
     finally:
         _ffi.libc().free(array)
 

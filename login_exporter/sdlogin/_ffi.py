@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from cffi import FFI
+from login_exporter.ffibuild import ffi_for
 
 # systemd's first; elogind's where only that exists (upstream elogind installs no libsystemd.so.0;
 # Debian 12's libelogind0 adds a libsystemd.so.0 link to it); the unversioned -dev links last.
@@ -103,10 +103,15 @@ int sd_watchdog_enabled(int unset_environment, uint64_t *usec);
 int sd_listen_fds(int unset_environment);
 
 void free(void *ptr);
+
+/* libc, to copy and free a whole strv in two calls (see _call._take_strv); the layout of
+   wordexp_t is POSIX's, the same in glibc and musl. argz_create is glibc's (probed). */
+typedef struct { size_t we_wordc; char **we_wordv; size_t we_offs; } wordexp_t;
+void wordfree(wordexp_t *pwordexp);
+int argz_create(char *const argv[], char **argz, size_t *len);
 """
 
-ffi = FFI()
-ffi.cdef(CDEF)
+ffi = ffi_for("sdlogin", CDEF)  # pre-parsed at build time when up to date (ffibuild.py)
 
 _lock = threading.Lock()
 _lib: Any = None
@@ -200,7 +205,7 @@ def has_function(name: str) -> bool:
     lib = load()
     try:
         getattr(lib, name)
-    except AttributeError:
+    except (AttributeError, ffi.error):  # inline-parsed / pre-parsed FFI
         return False
     return True
 

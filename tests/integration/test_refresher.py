@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import replace
+
+import pytest
+
+from login_exporter.sdlogin import _ffi
 from login_exporter.state import (
     EMPTY,
     SESSION_REREAD,
@@ -124,3 +130,110 @@ def test_a_resync_rereads_exactly_the_listed_fields(logind: LogindState) -> None
     assert changed == set(SESSION_REREAD) == {"state", "active"}
     assert second.sessions["1"].type == "tty"  # kept until an event names the session
 
+
+
+# -- names from monitors open throughout: nothing listed, O(names) (issue 20) --------------------
+
+WATCHED = frozenset({"session", "seat", "uid", "machine"})
+
+
+def _populate(logind: LogindState, n: int) -> None:
+    logind.seat0()
+    for i in range(1, n + 1):
+        logind.session(str(i), uid=1000 + i % 7, state="online", active=False)
+    for uid in range(1000, 1007):
+        logind.user(uid)
+    logind.machine("ct1")
+
+
+def _calls_of_one_change(
+    logind: LogindState, monkeypatch: pytest.MonkeyPatch, n: int
+) -> Counter[str]:
+    """The libsystemd calls of the refresh after one session's file was renamed, at N = n."""
+    _populate(logind, n)
+    refresher = Refresher()
+    first = refresher.refresh(EMPTY, Changes(everything=True))
+    logind.session("3", uid=1003, state="active", active=True)
+    calls: Counter[str] = Counter()
+    lib = _ffi.load()
+
+    class Counting:
+        def __getattr__(self, name: str) -> object:
+            calls[name] += 1
+            return getattr(lib, name)
+
+    monkeypatch.setattr(_ffi, "load", lambda: Counting())
+    second = refresher.refresh(first, Changes(sessions={"3"}, watched=WATCHED))
+    monkeypatch.undo()
+    assert second.sessions["3"].state == "active"
+    assert second == replace(
+        refresher.refresh(first, Changes(everything=True)),
+        taken_at=second.taken_at, generation=second.generation, base=second.base,
+        touched=second.touched,
+    )  # fmt: skip
+    return calls
+
+
+def test_one_named_change_calls_libsystemd_the_same_at_10_and_1000_sessions(
+    logind: LogindState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small = _calls_of_one_change(logind, monkeypatch, 10)
+    logind.clear()
+    large = _calls_of_one_change(logind, monkeypatch, 1000)
+    assert small == large, (small, large)
+    assert not {"sd_get_sessions", "sd_get_seats", "sd_get_uids", "sd_get_machine_names"} & set(
+        large
+    ), large  # nothing listed
+    assert 0 < sum(large.values()) <= 12, large  # one session's getters
+
+
+def test_named_changes_alone_follow_every_kind_appearing_and_vanishing(
+    logind: LogindState,
+) -> None:
+    _populate(logind, 3)
+    logind.seat("seat1")
+    refresher = Refresher()
+    snap = refresher.refresh(EMPTY, Changes(everything=True))
+    logind.session("9", uid=1009, seat="seat1")
+    logind.remove("sessions", "2")
+    logind.user(1009, sessions=["9"])
+    logind.remove("users", "1001")
+    logind.machine("vm2", klass="vm")
+    logind.remove_machine("ct1")
+    logind.remove("seats", "seat1")
+    named = Changes(
+        sessions={"9", "2"}, seats={"seat1"}, users={1009, 1001}, machines={"vm2", "ct1"},
+        watched=WATCHED,
+    )  # fmt: skip
+    after = refresher.refresh(snap, named)
+    full = Refresher().refresh(EMPTY, Changes(everything=True))
+    assert set(after.sessions) == set(full.sessions) == {"1", "3", "9"}
+    assert after.seats == full.seats and set(after.seats) == {"seat0"}
+    assert after.users == full.users and 1001 not in after.users
+    assert after.machines == full.machines == {"vm2": Machine("vm2", "vm")}
+    assert after.logind_up and after.read_races == 0 and not after.read_errors
+    assert after.touched == frozenset({"9", "2"}) and after.base == snap.generation
+    logind.remove("seats", "seat0")
+    down = refresher.refresh(after, Changes(seats={"seat0"}, watched=WATCHED))
+    assert not down.logind_up
+
+
+def test_kinds_not_watched_are_still_listed(logind: LogindState) -> None:
+    _populate(logind, 3)
+    refresher = Refresher()
+    snap = refresher.refresh(EMPTY, Changes(everything=True))
+    logind.session("9", uid=1009)
+    logind.machine("vm2", klass="vm")
+    # The machine monitor was not open: machines are listed; the session named nowhere is not.
+    after = refresher.refresh(snap, Changes(watched=frozenset({"session", "seat", "uid"})))
+    assert "vm2" in after.machines
+    assert "9" not in after.sessions
+
+
+def test_sessions_share_their_few_valued_strings(logind: LogindState) -> None:
+    # 10,000 sessions hold a handful of distinct types, classes and states: one object each.
+    _populate(logind, 4)
+    snap = Refresher().refresh(EMPTY, Changes(everything=True))
+    one, two = snap.sessions["1"], snap.sessions["2"]
+    assert one.state == two.state and one.state is two.state
+    assert one.klass is two.klass and one.type is two.type and one.service is two.service

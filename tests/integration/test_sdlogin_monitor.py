@@ -180,7 +180,7 @@ def test_closed_monitor(logind: LogindState) -> None:
     for call in calls:
         with pytest.raises(sdlogin.InvalidArgumentError, match="closed"):
             call()
-    assert monitor.flush() is None  # nothing to reset (python-systemd: the same)
+    assert monitor.flush() is None  # type: ignore[func-returns-value] # nothing to reset (python-systemd: the same)
     assert "closed" in repr(monitor)
     # The fd went with it.
     with pytest.raises(OSError) as info:

@@ -254,3 +254,145 @@ def test_running_out_of_fds_on_the_first_call_reports_emfile(
         assert result.returncode == 0, result.stderr
         answers[module] = result.stdout.split()
     assert answers["ours"] == answers["reference"] == [str(errno.EMFILE)] * 2
+
+
+# -- issue 20: the drop-in corners of Monitor, each against the reference ------------------------
+
+
+def _open_fds() -> set[int]:
+    return {int(name) for name in os.listdir("/proc/self/fd")}
+
+
+def test_an_uninitialised_monitor_behaves_as_a_closed_one(
+    logind: LogindState, reference: ModuleType
+) -> None:
+    for module in (sdlogin, reference):
+        bare = module.Monitor.__new__(module.Monitor)
+        for method in CLOSED_RAISING:
+            with pytest.raises(OSError) as info:
+                getattr(bare, method)()
+            assert info.value.errno == errno.EINVAL, (module.__name__, method)
+        assert bare.flush() is None
+        assert bare.close() is None
+        repr(bare)
+
+
+def test_a_subclass_that_skips_the_base_init_behaves_as_a_closed_monitor(
+    logind: LogindState, reference: ModuleType
+) -> None:
+    for module in (sdlogin, reference):
+
+        class Lazy(module.Monitor):  # type: ignore[name-defined,misc]
+            def __init__(self) -> None:
+                pass
+
+        lazy = Lazy()
+        with pytest.raises(OSError) as info:
+            lazy.fileno()
+        assert info.value.errno == errno.EINVAL, module.__name__
+        assert lazy.flush() is None
+        assert lazy.close() is None
+        with lazy:
+            pass
+        del lazy  # __del__ of a monitor that never opened
+
+
+def test_init_again_with_a_bad_category_keeps_the_monitor_and_leaks_no_fd(
+    logind: LogindState, reference: ModuleType
+) -> None:
+    for module in (sdlogin, reference):
+        monitor = module.Monitor("session")
+        try:
+            fd = monitor.fileno()
+            before = _open_fds()
+            with pytest.raises(ValueError):
+                monitor.__init__("bogus")
+            assert monitor.fileno() == fd, module.__name__
+            assert _open_fds() == before, module.__name__
+            logind.session("5", uid=1000)
+            assert [e for _, e in _poll(monitor, 2000)] == [select.POLLIN], module.__name__
+            monitor.flush()
+        finally:
+            monitor.close()
+
+
+def test_init_again_with_a_good_category_closes_the_old_monitor(logind: LogindState) -> None:
+    # The reference leaks the first monitor here; ours frees it (no parity to keep in a leak).
+    monitor = sdlogin.Monitor("session")
+    try:
+        before = _open_fds()
+        monitor.__init__("seat")  # type: ignore[misc]
+        assert _open_fds() - before <= {monitor.fileno()}
+        assert len(_open_fds()) == len(before)
+        assert monitor.category == "seat"
+    finally:
+        monitor.close()
+
+
+def test_with_and_del_do_not_call_an_overridden_close(
+    logind: LogindState, reference: ModuleType
+) -> None:
+    calls: list[str] = []
+    for module in (sdlogin, reference):
+
+        class Counting(module.Monitor):  # type: ignore[name-defined,misc]
+            def close(self) -> None:
+                calls.append("close")
+                super().close()
+
+        before = _open_fds()
+        with Counting("session") as monitor:
+            monitor.fileno()
+        dropped = Counting("session")
+        del dropped
+        assert calls == [], module.__name__
+        assert _open_fds() == before, module.__name__  # both still freed their fds
+
+
+def test_a_subclass_may_set_closed_and_category(
+    logind: LogindState, reference: ModuleType
+) -> None:
+    seen = {}
+    for module in (sdlogin, reference):
+
+        class Own(module.Monitor):  # type: ignore[name-defined,misc]
+            def __init__(self, category: str) -> None:
+                self.category = "mine"
+                super().__init__(category)
+                self.closed = "not yet"
+
+        own = Own("session")
+        try:
+            seen[module.__name__] = (own.category, own.closed)
+            assert own.fileno() >= 0
+            own.flush()
+        finally:
+            own.close()
+    assert set(seen.values()) == {("mine", "not yet")}, seen
+
+
+def test_version_is_an_integer_like_string_like_the_reference(reference: ModuleType) -> None:
+    assert reference.__version__ == str(int(reference.__version__))
+    assert sdlogin.__version__ == str(int(sdlogin.__version__))
+    from login_exporter import __version__ as exporter_version
+
+    assert sdlogin.__version__ != exporter_version  # the exporter's own version lives there
+
+
+@pytest.mark.parametrize("whole", [True, False], ids=["argz+wordfree", "per-string"])
+def test_both_ways_of_taking_a_list_match_the_reference(
+    logind: LogindState, reference: ModuleType, monkeypatch: pytest.MonkeyPatch, whole: bool
+) -> None:
+    # glibc: a strv is copied by argz_create and freed by wordfree (four C calls for any length);
+    # elsewhere (musl has no argz) string by string. Both must give the reference's lists.
+    from login_exporter.sdlogin import _call
+
+    assert _call._whole_strv_calls(sdlogin._ffi.libc()), "this libc has argz_create and wordfree"
+    monkeypatch.setattr(_call, "_whole_strv", whole)
+    _populate(logind)
+    for i in range(200):
+        logind.session(f"x{i}", uid=2000 + i)
+    assert _lists(sdlogin) == _lists(reference)
+    assert sorted(sdlogin.seat_get_sessions("seat0")) == ["1", "2"]
+    logind.clear()
+    assert _lists(sdlogin) == _lists(reference) == {name: [] for name in LISTS}

@@ -417,3 +417,32 @@ def test_session_info_lines_parse_in_both_formats_and_follow_changes() -> None:
     again = harness.exposition(snapshot((replace(odd, state="active"), plain)))
     changed = _info(parse_text(again.get(openmetrics=False, gzip=False).decode()))
     assert changed["c7"]["state"] == "active" and set(changed) == {"c7", "c8"}
+
+
+def test_counts_kept_from_touched_sessions_equal_a_full_count() -> None:
+    # A snapshot built from the previous one by reading named sessions says which it touched;
+    # the collector updates its counts from those alone and must end where a fresh one counts.
+    seats = [seat("seat0"), seat("seat1")]
+    first = replace(
+        snapshot([session("1", seat="seat0"), session("2", state="online"),
+                  session("3", seat="seat1", remote=True)], seats),
+        generation=10,
+    )  # fmt: skip
+    sessions = dict(first.sessions)
+    sessions["2"] = session("2", state="active")  # changed
+    del sessions["3"]  # ended
+    sessions["4"] = session("4", seat="seat0", type="x11")  # started
+    second = replace(
+        first, sessions=sessions, generation=11, base=10, touched=frozenset({"2", "3", "4", "5"})
+    )
+    kept, whole = Harness(), Harness()  # both saw ``first`` (the same sticky label sets)
+    kept.show(first)
+    whole.show(first)
+    incremental = kept.show(second)
+    assert incremental == whole.show(replace(second, touched=None))
+    assert incremental[sessions_key("seat1", "true", "tty", "user", "active")] == 0.0
+    assert incremental[key("logind_seat_sessions", seat="seat0")] == 2.0
+    # A snapshot not built from the one counted last is counted whole, even if it names a base.
+    third = replace(second, sessions={"1": sessions["1"]}, generation=12, base=99,
+                    touched=frozenset())  # fmt: skip
+    assert kept.show(third) == whole.show(replace(third, touched=None))
