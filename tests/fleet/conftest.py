@@ -50,8 +50,7 @@ def running_fleet(
         "greeter": fleet.on_greeter(LogindState(work / "greeter")),
         "empty": fleet.empty_seat(LogindState(work / "empty")),
     }
-    rules = tuple(p for p in (fleet.RULES, fleet.ALERTS) if p.exists())
-    running = fleet.Fleet(work, free_port, victoria=True, federation=True, rules=rules)
+    running = fleet.Fleet(work, free_port, victoria=True, federation=True)
     try:
         opt_in = ("--collector.session-info", "--collector.inhibitor-info")
         addresses = {name: running.add_exporter(tree.root, *opt_in) for name, tree in trees.items()}

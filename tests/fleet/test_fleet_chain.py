@@ -91,3 +91,54 @@ def test_no_per_session_or_per_user_label_reaches_a_central_store(
     assert labels & fleet.PRIVATE_LABELS == set(), labels
     names = set(server.api("label/__name__/values"))
     assert names & {"logind_session_info", "logind_inhibitor_info"} == set()
+
+
+# -- the fleet rules on what arrived (fleet-rules.yml, fleet-alerts.yml) -----------------------
+
+# (site, pool, kiosk) -> (seats with a user's session in front, seats without), from LAYOUT:
+# entrance's trees have a user in front, reading-room's the login screen, lab's nobody.
+SEATS = {
+    ("library", "entrance", "true"): (10, 0),
+    ("library", "reading-room", "true"): (0, 10),
+    ("lab", "desks", "false"): (0, 5),
+    ("lab", "none", "false"): (0, 5),
+}
+
+
+def _rollups(store: Prometheus) -> None:
+    with_user = Counter({k: v[0] for k, v in SEATS.items()})
+    without = Counter({k: v[1] for k, v in SEATS.items()})
+    _arrives(store, "site_pool_kiosk:logind_seats_with_user_session:sum", with_user)
+    _arrives(store, "site_pool_kiosk:logind_seats_without_user_session:sum", without)
+    _arrives(store, "site_pool_kiosk:logind_seats:count", with_user + without)
+    _arrives(store, "site_pool_kiosk:up:sum", _expected_hosts())
+    _arrives(store, "site_pool_kiosk:logind_up:sum", _expected_hosts())
+    greeters = 'site_pool_class_type:logind_sessions:sum{class="greeter", type="wayland"}'
+    _arrives(store, f"sum by (site, pool, kiosk) ({greeters}) > 0",
+             Counter({("library", "reading-room", ""): 10}))  # fmt: skip
+    occupied = "site_pool:logind_kiosk_seats_occupied:sum"
+    _arrives(store, occupied, Counter({("library", "entrance", ""): 10,
+                                       ("library", "reading-room", ""): 0}))  # fmt: skip
+    # Half of library's kiosks show the login screen: the share alert's expression holds there.
+    shares = {s["metric"]["site"]: float(s["value"][1])
+              for s in store.query("site:logind_kiosks_without_user_session:ratio")}  # fmt: skip
+    assert shares == {"library": 0.5}
+    expressions = {r["alert"]: r["expr"] for g in fleet.load("fleet-alerts.yml")["groups"]
+                   for r in g["rules"]}  # fmt: skip
+    holding = store.query(expressions["FleetKiosksWithoutUserSession"])
+    assert {s["metric"]["site"] for s in holding} == {"library"}
+    assert store.query(expressions["FleetKiosksDown"]) == []
+    store.wait(lambda: {(a["labels"]["alertname"], a["labels"]["site"], a["state"])
+                        for a in store.api("alerts")["alerts"]}
+               == {("FleetKiosksWithoutUserSession", "library", "pending")},
+               ARRIVAL_TIMEOUT, "the share alert pending, no other")  # fmt: skip
+
+
+def test_fleet_rules_and_alerts_on_the_central_prometheus(running_fleet: fleet.Fleet) -> None:
+    assert running_fleet.central is not None
+    _rollups(running_fleet.central)
+
+
+def test_fleet_rules_recorded_at_the_site_and_federated(running_fleet: fleet.Fleet) -> None:
+    assert running_fleet.federation is not None
+    _rollups(running_fleet.federation)

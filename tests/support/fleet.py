@@ -47,6 +47,14 @@ def load(name: str) -> dict[str, Any]:
     return doc
 
 
+def _server(name: str) -> dict[str, Any]:
+    """A server config of NAME: its rule files found where they are, no Alertmanager to call."""
+    config = load(name)
+    config["rule_files"] = [str(FLEET / f) for f in config.get("rule_files", [])]
+    config.pop("alerting", None)
+    return config
+
+
 def write_targets(path: Path, hosts: list[Host]) -> Path:
     """Write a file_sd file with one group per host; returns the path."""
     groups = [{"targets": [h.address], "labels": {"instance": h.instance, **h.labels}}
@@ -82,7 +90,7 @@ def agent_config(
 
 def central_config(port: int, interval: str = "1s") -> dict[str, Any]:
     """central.yml, scraping itself on ``port``, evaluating every ``interval``."""
-    config = load("central.yml")
+    config = _server("central.yml")
     config["global"]["evaluation_interval"] = interval
     config["scrape_configs"][0]["static_configs"] = [{"targets": [f"127.0.0.1:{port}"]}]
     return config
@@ -90,7 +98,7 @@ def central_config(port: int, interval: str = "1s") -> dict[str, Any]:
 
 def site_server_config(targets: Path, interval: str = "1s") -> dict[str, Any]:
     """site-server.yml scraping ``targets`` and evaluating every ``interval``."""
-    config = load("site-server.yml")
+    config = _server("site-server.yml")
     config["global"].update(scrape_interval=interval, scrape_timeout=interval,
                             evaluation_interval=interval)  # fmt: skip
     config["scrape_configs"] = _scrape_configs("site-server.yml", targets)
@@ -99,7 +107,7 @@ def site_server_config(targets: Path, interval: str = "1s") -> dict[str, Any]:
 
 def federation_config(sites: list[str], interval: str = "1s") -> dict[str, Any]:
     """central-federation.yml pulling /federate from the site servers at ``sites`` (host:port)."""
-    config = load("central-federation.yml")
+    config = _server("central-federation.yml")
     config["global"].update(scrape_interval=interval, evaluation_interval=interval)
     config["scrape_configs"][0]["static_configs"] = [{"targets": sites}]
     config["scrape_configs"][0]["scrape_timeout"] = interval
@@ -137,14 +145,14 @@ def empty_seat(tree: LogindState) -> LogindState:
 
 class Fleet:
     """Exporters on state trees -> agent -> central Prometheus (and optionally VictoriaMetrics,
-    and a site server federated by a second central). Ports from ``ports`` (a callable giving a
+    and a site server federated by a second central), each server with the rule files its
+    deploy config names. Ports from ``ports`` (a callable giving a
     free one); every process is stopped by stop(), also after a failed start."""
 
     def __init__(self, workdir: Path, ports: Callable[[], int], *, interval: str = "1s",
-                 victoria: bool = False, federation: bool = False,
-                 rules: tuple[Path, ...] = ()) -> None:  # fmt: skip
+                 victoria: bool = False, federation: bool = False) -> None:  # fmt: skip
         self.workdir, self.ports, self.interval = workdir, ports, interval
-        self.victoria_wanted, self.federation_wanted, self.rules = victoria, federation, rules
+        self.victoria_wanted, self.federation_wanted = victoria, federation
         self.exporters: list[Exporter] = []
         self.agent: Prometheus | None = None
         self.central: Prometheus | None = None
@@ -165,7 +173,6 @@ class Fleet:
         port = self.ports()
         self.central = Prometheus(port, [], config=central_config(port, self.interval),
                                   flags=("--web.enable-remote-write-receiver",))  # fmt: skip
-        self.central.rule_files = list(self.rules)
         self.central.start()
         writes = {"agent.yml": f"{self.central.url}/api/v1/write"}
         if self.victoria_wanted:
@@ -177,12 +184,10 @@ class Fleet:
         if self.federation_wanted:
             self.site = Prometheus(self.ports(), [],
                                    config=site_server_config(targets, self.interval))  # fmt: skip
-            self.site.rule_files = list(self.rules)
             self.site.start()
             self.federation = Prometheus(
                 self.ports(), [], config=federation_config([f"127.0.0.1:{self.site.port}"],
                                                            self.interval))  # fmt: skip
-            self.federation.rule_files = [r for r in self.rules if r == ALERTS]
             self.federation.start()
         return self
 
