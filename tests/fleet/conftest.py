@@ -1,10 +1,10 @@
 """The fleet of tests/fleet: three exporters on three state trees, 31 target identities.
 
-site library: pool entrance (10 kiosks, a user session in front of each), pool reading-room
-(10 kiosks showing the login screen); site lab: 10 desks (5 in pool desks, 5 in no pool, none
-labelled kiosk) with nobody on them; and one target without a site, which the agent must drop.
-The exporters run with the opt-in per-session and per-inhibitor families on, so that the
-central store's labels show what the agent keeps from leaving the site.
+site library: pool entrance (10 kiosks, a user session in front of each, and an ssh login once
+running), pool reading-room (10 kiosks showing the login screen); site lab: 10 desks (5 in pool
+desks, 5 in no pool, none labelled kiosk) with nobody on them; and one target without a site,
+which the agent must drop. The exporters run with the opt-in per-session and per-inhibitor
+families on, so that the central store's labels show what the agent keeps from leaving the site.
 """
 
 from __future__ import annotations
@@ -55,6 +55,11 @@ def running_fleet(
         opt_in = ("--collector.session-info", "--collector.inhibitor-info")
         addresses = {name: running.add_exporter(tree.root, *opt_in) for name, tree in trees.items()}
         running.start(hosts_for(addresses))
+        # A user logs in over ssh on the occupied kiosks' tree once they run (no seat, so the
+        # seat rollups stay as they are): the login counters and rates get series.
+        trees["occupied"].user(1500, sessions=["s1"])
+        trees["occupied"].session("s1", uid=1500, type="tty", remote=True, service="sshd",
+                                  remote_host="192.0.2.7", tty="pts/0")
         yield running
     finally:
         running.stop()

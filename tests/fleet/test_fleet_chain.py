@@ -51,7 +51,8 @@ def test_remote_write_brings_every_host_to_the_central_prometheus(
     assert len(instances) == sum(len(v) for v in LAYOUT.values())
     assert "nosite-01" not in instances
     # The values travel too: the occupied kiosks' x11 user sessions, per host.
-    sessions = central.query('logind_sessions{pool="entrance", class="user", state="active"}')
+    in_front = 'pool="entrance", class="user", state="active", seat="seat0"'
+    sessions = central.query(f"logind_sessions{{{in_front}}}")
     assert len(sessions) == 10 and {s["value"][1] for s in sessions} == {"1"}
 
 
