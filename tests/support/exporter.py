@@ -166,10 +166,13 @@ def start_exporter(
     verify: object = False,
     debounce: str | None = "10ms",
     poll: float = 0.02,
+    run_systemd: Path | None = None,
 ) -> Exporter:
     """Start the exporter on 127.0.0.1:port with ``args`` and wait until ready_path answers.
 
     ``debounce`` None leaves the exporter's default; ``poll`` is the readiness probe's interval.
+    ``run_systemd``: a directory (outside /run/systemd) the exporter sees as /run/systemd, in a
+    mount namespace of its own nested in the caller's, so several exporters read several trees.
     Raises AssertionError with its stderr when it exits or never answers, RuntimeError outside
     a private mount namespace (the exporter would read the host's /run/systemd).
     """
@@ -180,6 +183,11 @@ def start_exporter(
         sys.executable, "-m", "login_exporter", f"--web.listen-address=127.0.0.1:{port}",
         *([f"--refresh.debounce={debounce}"] if debounce is not None else []), *args,
     ]  # fmt: skip
+    if run_systemd is not None:
+        # unshare and sh exec in place: the pid stays the exporter's, signals reach it directly.
+        bind = 'mount --bind "$0" /run/systemd && exec "$@"'
+        command = ["unshare", "--mount", "--propagation", "private", "--",
+                   "sh", "-c", bind, str(run_systemd), *command]  # fmt: skip
     started = time.perf_counter()
     process = subprocess.Popen(
         command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

@@ -25,13 +25,16 @@ class Prometheus:
     ``labels`` are target labels of that job (kiosk, site, ...: what the deploy/ alerts select
     hosts by). With ``labelled``, the same targets are scraped again as job
     "login-exporter-labelled" with those target labels. With ``alertmanager`` (host:port), alerts
-    are sent there.
+    are sent there. ``config`` replaces the generated config (rule files still added);
+    ``agent`` runs it in agent mode (scrape and remote_write only); ``flags`` are added to the
+    command line.
     """
 
     def __init__(
         self, port: int, targets: list[str], labelled: dict[str, str] | None = None, *,
         labels: dict[str, str] | None = None, alertmanager: str | None = None,
-    ) -> None:
+        config: dict[str, Any] | None = None, agent: bool = False, flags: tuple[str, ...] = (),
+    ) -> None:  # fmt: skip
         self.port = port
         self.dir = Path(tempfile.mkdtemp(prefix="login-exporter-prom-"))
         self.config = self.dir / "prometheus.yml"
@@ -40,6 +43,7 @@ class Prometheus:
         self.labels = labels or {}
         self.labelled = labelled or {}
         self.alertmanager = alertmanager
+        self.custom, self.agent, self.flags = config, agent, flags
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -60,6 +64,8 @@ class Prometheus:
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "scrape_configs": jobs,
         }
+        if self.custom is not None:
+            config = dict(self.custom)
         if self.rule_files:
             config["rule_files"] = [str(p) for p in self.rule_files]
         if self.alertmanager:
@@ -76,8 +82,10 @@ class Prometheus:
         with open(self.dir / "prometheus.log", "wb") as log:
             self.proc = subprocess.Popen(
                 [binary, f"--config.file={self.config}",
-                 f"--storage.tsdb.path={self.dir / 'tsdb'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle"],
+                 *(["--enable-feature=agent", f"--storage.agent.path={self.dir / 'wal'}"]
+                   if self.agent else [f"--storage.tsdb.path={self.dir / 'tsdb'}"]),
+                 f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle",
+                 *self.flags],
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL,
             )  # fmt: skip
         self.wait(self._ready, 30, "prometheus /-/ready")
