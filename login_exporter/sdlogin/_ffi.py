@@ -162,7 +162,8 @@ def load() -> Any:
                     # Not an sd-login library at all (a typo naming libc): refuse it now rather
                     # than fail on every call later.
                     ffi.addressof(lib, "sd_get_sessions")
-                except (OSError, AttributeError) as exc:
+                except (OSError, AttributeError, ffi.error) as exc:
+                    # (ffi.error: the pre-built declarations' way of saying a symbol is missing)
                     failures.append(f"{soname}: {exc}")
                     continue
                 # free(3) from libc, through the same FFI: cdata passes without conversion.
