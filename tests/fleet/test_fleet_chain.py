@@ -92,6 +92,7 @@ def test_no_per_session_or_per_user_label_reaches_a_central_store(
     assert labels & fleet.PRIVATE_LABELS == set(), labels
     names = set(server.api("label/__name__/values"))
     assert names & {"logind_session_info", "logind_inhibitor_info"} == set()
+    assert not [n for n in names if n.startswith("python_")], "dropped at the agent's scrape"
 
 
 # -- the fleet rules on what arrived (fleet-rules.yml, fleet-alerts.yml) -----------------------
