@@ -17,8 +17,6 @@ from tests.support import fleet
 from tests.support.exporter import free_port
 from tests.support.logind_state import LogindState
 
-pytestmark = pytest.mark.private_mounts
-
 # exporter tree -> its identities' (site, pool label or None, kiosk label or None)
 LAYOUT: dict[str, list[tuple[str, str | None, str | None]]] = {
     "occupied": [("library", "entrance", "true")] * 10,

@@ -1,6 +1,7 @@
 """The fleet dashboard (grafana/login-exporter-fleet.json): exactly what
 grafana/fleet_dashboard.py generates, every selector filtered by site (and pool), and every
-query answered on the real central Prometheus of tests/fleet and on the federation's: with
+query answered on the real central Prometheus of tests/fleet, on the federation's and on
+VictoriaMetrics (the rules recorded there by vmalert): with
 finite values, except the presence row's, which need the exporters on logind's bus (their
 rules' values are pinned by promtool) and must still be accepted."""
 
@@ -58,7 +59,7 @@ def _finite(data: dict[str, Any]) -> list[float]:
     return [x for x in map(float, raw) if math.isfinite(x)]
 
 
-@pytest.mark.parametrize("store", ["central", "federation"])
+@pytest.mark.parametrize("store", ["central", "federation", "vm"])
 def test_every_query_answers_on_the_real_central_prometheus(
     running_fleet: fleet.Fleet, store: str
 ) -> None:

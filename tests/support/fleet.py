@@ -20,7 +20,7 @@ import yaml
 from tests.support.exporter import Exporter, start_exporter
 from tests.support.logind_state import LogindState
 from tests.support.prometheus import Prometheus
-from tests.support.victoriametrics import VictoriaMetrics
+from tests.support.victoriametrics import VictoriaMetrics, VMAlert
 
 ROOT = Path(__file__).resolve().parents[2]
 FLEET = ROOT / "deploy" / "prometheus" / "fleet"
@@ -157,6 +157,7 @@ class Fleet:
         self.agent: Prometheus | None = None
         self.central: Prometheus | None = None
         self.vm: VictoriaMetrics | None = None
+        self.vmalert: VMAlert | None = None
         self.site: Prometheus | None = None
         self.federation: Prometheus | None = None
 
@@ -178,6 +179,7 @@ class Fleet:
         if self.victoria_wanted:
             self.vm = VictoriaMetrics(self.ports()).start()
             writes["agent-victoriametrics.yml"] = self.vm.write_url
+            self.vmalert = VMAlert(self.ports(), self.vm, [RULES, ALERTS], self.interval).start()
         self.agent = Prometheus(self.ports(), [], agent=True,
                                 config=agent_config(targets, writes, self.interval))  # fmt: skip
         self.agent.start()
@@ -195,6 +197,7 @@ class Fleet:
         """Stop every process started (stores last, so nothing is written into a dead one)."""
         for exporter in self.exporters:
             exporter.stop()
-        for server in (self.agent, self.federation, self.site, self.vm, self.central):
+        for server in (self.agent, self.federation, self.site, self.vmalert, self.vm,
+                       self.central):
             if server is not None:
                 server.stop()
