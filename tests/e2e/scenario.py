@@ -7,6 +7,7 @@ the processes live in the container's cgroup tree exactly as a login would.
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import time
 from collections import Counter
@@ -19,13 +20,16 @@ import requests
 from tests.e2e.container import PROJECT, Container, ContainerError
 from tests.support.exposition import Exposition as Exposition
 
-# Ports on 127.0.0.1 (this suite owns 19800-19899).
-EXPORTER_PORT = 19800
-NODE_EXPORTER_PORT = 19801
-PROMETHEUS_PORT = 19802
-SPARE_EXPORTER_PORT = 19803
-HOST_EXPORTER_PORT = 19804  # this machine's exporter reading a newer release's /run/systemd
-ATTACKED_EXPORTER_PORT = 19805  # the exporter as its own system user, under attack
+# Ports on 127.0.0.1: this suite owns PORT_BASE to PORT_BASE + 99 (19800-19899 by default). The
+# containers share this machine's network, so a second run beside the first (a developer's
+# beside CI's) sets $LOGIN_EXPORTER_E2E_PORT_BASE to another hundred.
+PORT_BASE = int(os.environ.get("LOGIN_EXPORTER_E2E_PORT_BASE", "19800"))
+EXPORTER_PORT = PORT_BASE
+NODE_EXPORTER_PORT = PORT_BASE + 1
+PROMETHEUS_PORT = PORT_BASE + 2
+SPARE_EXPORTER_PORT = PORT_BASE + 3
+HOST_EXPORTER_PORT = PORT_BASE + 4  # this machine's exporter reading a newer release's /run/systemd
+ATTACKED_EXPORTER_PORT = PORT_BASE + 5  # the exporter as its own system user, under attack
 EXPORTER_USER = "login-exporter"  # deploy/systemd/login-exporter.sysusers
 
 LABEL_VALUE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")

@@ -39,7 +39,7 @@ import requests
 
 from tests.e2e.bus_truth import as_user, session_path
 from tests.e2e.container import Container
-from tests.e2e.scenario import Scene, exporter_service, unique, wait_until
+from tests.e2e.scenario import PORT_BASE, Scene, exporter_service, unique, wait_until
 from tests.support import alerts as shortened
 from tests.support.exposition import total
 from tests.support.prometheus import JOB, Alertmanager, Prometheus
@@ -47,10 +47,10 @@ from tests.support.prometheus import JOB, Alertmanager, Prometheus
 pytestmark = pytest.mark.e2e
 
 # Ports on 127.0.0.1, beside the suite's 19800-19810 (tests/e2e/conftest.py) and the benches'.
-EXPORTER_PORT = 19860
-PROMETHEUS_PORT = 19861
-ALERTMANAGER_PORT = 19862
-WEBHOOK_PORT = 19863
+EXPORTER_PORT = PORT_BASE + 60
+PROMETHEUS_PORT = PORT_BASE + 61
+ALERTMANAGER_PORT = PORT_BASE + 62
+WEBHOOK_PORT = PORT_BASE + 63
 
 INSTANCE = f"127.0.0.1:{EXPORTER_PORT}"
 TARGET_LABELS = {"job": JOB, "instance": INSTANCE, "kiosk": "true",

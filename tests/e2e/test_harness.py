@@ -10,7 +10,7 @@ import pytest
 
 from tests.e2e.bus_truth import session_path
 from tests.e2e.container import Container, ContainerError, _is_mounted
-from tests.e2e.scenario import Scene, Service, unique, wait_until
+from tests.e2e.scenario import PORT_BASE, Scene, Service, unique, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -91,7 +91,7 @@ def test_wait_answering_fails_at_once_with_the_journal_when_the_unit_exits(
     try:
         started = time.monotonic()
         with pytest.raises(AssertionError, match=r"(?s)exited.*going-away"):
-            svc.wait_answering(19809, timeout=15)
+            svc.wait_answering(PORT_BASE + 9, timeout=15)
         assert time.monotonic() - started < 5  # not the whole timeout
     finally:
         svc.stop()
