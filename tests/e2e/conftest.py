@@ -14,6 +14,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,9 +52,8 @@ def pytest_report_header() -> str:
     return f"e2e releases: {', '.join(RELEASES)}"
 
 
-@pytest.fixture(scope="session", params=RELEASES)
-def container(request: pytest.FixtureRequest) -> Iterator[Container]:
-    """A booted systemd of one release, once per release for the whole run; always torn down.
+def _boot_release(request: pytest.FixtureRequest) -> Iterator[Container]:
+    """Boot the release ``request.param`` names, yield it, always tear it down.
 
     A release whose root filesystem cannot be bootstrapped (mirror down) is skipped with the
     reason; anything else that goes wrong fails.
@@ -78,6 +78,12 @@ def container(request: pytest.FixtureRequest) -> Iterator[Container]:
         c.close()
 
 
+@pytest.fixture(scope="session", params=RELEASES)
+def container(request: pytest.FixtureRequest) -> Iterator[Container]:
+    """A booted systemd of one release, once per release for the whole run; always torn down."""
+    yield from _boot_release(request)
+
+
 def host_release_only_not(container: Container) -> None:
     """Skip when ``container`` is this machine's own systemd (nothing newer to read)."""
     if container.lower is None:
@@ -96,9 +102,7 @@ def scene(container: Container) -> Scene:
     return Scene(container)
 
 
-@pytest.fixture(scope="session")
-def exporter(container: Container) -> Iterator[Service]:
-    """The exporter from the working tree, started once (before any scenario) inside."""
+def _run_exporter(container: Container) -> Iterator[Service]:
     # No resync: every change must reach /metrics through the monitors alone.
     svc = exporter_service(container, EXPORTER_PORT, "--collector.session-info",
                            "--refresh.resync-interval=0")
@@ -108,6 +112,12 @@ def exporter(container: Container) -> Iterator[Service]:
         yield svc
     finally:
         svc.stop()
+
+
+@pytest.fixture(scope="session")
+def exporter(container: Container) -> Iterator[Service]:
+    """The exporter from the working tree, started once (before any scenario) inside."""
+    yield from _run_exporter(container)
 
 
 @pytest.fixture
@@ -137,9 +147,7 @@ def node_exporter(container: Container) -> Iterator[Service]:
         svc.stop()
 
 
-@pytest.fixture(scope="session")
-def prometheus(container: Container, exporter: Service) -> Iterator[Prometheus]:
-    """Prometheus on the host; yields once the exporter's first sample is queryable."""
+def _run_prometheus(container: Container) -> Iterator[Prometheus]:
     host_release_only(container, "the Prometheus pipeline")
     # The second job carries the target labels deploy/prometheus alerts select hosts by.
     prom = Prometheus(PROMETHEUS_PORT, [f"127.0.0.1:{EXPORTER_PORT}"],
@@ -155,9 +163,47 @@ def prometheus(container: Container, exporter: Service) -> Iterator[Prometheus]:
 
 
 @pytest.fixture(scope="session")
-def host_exporter(container: Container) -> Iterator[int]:
-    """This machine's exporter (its Python, its libsystemd 252: the container image's) reading a
-    newer release's /run/systemd, as a DaemonSet on a newer host does; yields its port."""
+def prometheus(container: Container, exporter: Service) -> Iterator[Prometheus]:
+    """Prometheus on the host; yields once the exporter's first sample is queryable."""
+    yield from _run_prometheus(container)
+
+
+def own_container_fixtures() -> tuple[Any, ...]:
+    """Module-scoped ``container``, ``scene``, ``exporter``, ``prometheus`` and ``host_exporter``
+    fixtures, for a test module whose tests change logind for good (restarts, stops, seats given
+    and taken).
+
+    Assign them in the module (``container, scene, exporter, prometheus, host_exporter =
+    own_container_fixtures()``): its tests then run in a container of their own per release,
+    booted for the module and torn down after it. (On systemd 257 and newer a stopped and
+    started logind forgets the sessions that were open and refuses logins while their scopes
+    run: in the shared container every later test inherited that.)
+    """
+
+    @pytest.fixture(scope="module", params=RELEASES, name="container")
+    def own_container(request: pytest.FixtureRequest) -> Iterator[Container]:
+        yield from _boot_release(request)
+
+    @pytest.fixture(scope="module", name="scene")
+    def own_scene(container: Container) -> Scene:
+        return Scene(container)
+
+    @pytest.fixture(scope="module", name="exporter")
+    def own_exporter(container: Container) -> Iterator[Service]:
+        yield from _run_exporter(container)
+
+    @pytest.fixture(scope="module", name="prometheus")
+    def own_prometheus(container: Container, exporter: Service) -> Iterator[Prometheus]:
+        yield from _run_prometheus(container)
+
+    @pytest.fixture(scope="module", name="host_exporter")
+    def own_host_exporter(container: Container) -> Iterator[int]:
+        yield from _run_host_exporter(container)
+
+    return own_container, own_scene, own_exporter, own_prometheus, own_host_exporter
+
+
+def _run_host_exporter(container: Container) -> Iterator[int]:
     host_release_only_not(container)
     svc = exporter_service(container, HOST_EXPORTER_PORT, "--collector.session-info",
                            "--refresh.resync-interval=0", host=True)
@@ -170,3 +216,10 @@ def host_exporter(container: Container) -> Iterator[int]:
         yield HOST_EXPORTER_PORT
     finally:
         svc.stop()
+
+
+@pytest.fixture(scope="session")
+def host_exporter(container: Container) -> Iterator[int]:
+    """This machine's exporter (its Python, its libsystemd 252: the container image's) reading a
+    newer release's /run/systemd, as a DaemonSet on a newer host does; yields its port."""
+    yield from _run_host_exporter(container)

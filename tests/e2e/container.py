@@ -94,17 +94,25 @@ CGROUP_ROOTS = (
 )
 
 
-def _own_cgroups(name: str) -> list[Path]:
-    """Create a cgroup named ``name`` in each hierarchy nspawn uses; return their paths.
+def _own_cgroups(name: str, *, unified: bool) -> list[Path]:
+    """Create a cgroup named ``name`` in each hierarchy nspawn places the container by; return
+    their paths.
 
     With ``--keep-unit`` nspawn otherwise puts the container in the caller's cgroup, and two
     containers at once (parallel work, a developer's run beside CI) then share one user.slice:
-    their sessions fail to register. Hybrid hierarchy: the unified and the named systemd one;
-    pure cgroup2: the root.
+    their sessions fail to register. On this machine's hybrid hierarchy a container booted in
+    legacy mode (``unified`` false: this machine's own systemd) is tracked in the named systemd
+    hierarchy and the unified one: a cgroup of its own in both. One booted in unified mode
+    (``unified``: the cached releases, 257 and newer) gets one in the named hierarchy only:
+    under a cgroup of the unified hierarchy other than its root, their logind refuses to make a
+    user linger ("Protocol driver not attached", seen on 257 and 262), so two of those at once
+    still share the unified hierarchy's /payload.
     """
     roots = [r for r in CGROUP_ROOTS[:2] if (r / "cgroup.procs").exists()]
     if not roots and (CGROUP_ROOTS[2] / "cgroup.controllers").exists():
-        roots = [CGROUP_ROOTS[2]]
+        roots = [] if unified else [CGROUP_ROOTS[2]]
+    if unified:
+        roots = [r for r in roots if r != CGROUP_ROOTS[0]]
     groups = []
     for root in roots:
         group = root / name
@@ -119,15 +127,20 @@ def _join(groups: list[Path]) -> None:
         (group / "cgroup.procs").write_text("0")
 
 
-def _remove_cgroup(group: Path) -> None:
-    """Remove ``group`` and the cgroups made inside it (by nspawn, by systemd), deepest first."""
-    if not group.is_dir():
-        return
-    for path in sorted((p for p in group.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+def _remove_cgroup(group: Path, timeout: float = 5.0) -> None:
+    """Remove ``group`` and the cgroups made inside it (by nspawn, by systemd), deepest first,
+    retrying while the container's last processes are still exiting."""
+    deadline = time.monotonic() + timeout
+    while group.is_dir():
+        inner = sorted((p for p in group.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
+        for path in inner:
+            with contextlib.suppress(OSError):
+                path.rmdir()
         with contextlib.suppress(OSError):
-            path.rmdir()
-    with contextlib.suppress(OSError):
-        group.rmdir()
+            group.rmdir()
+        if not group.is_dir() or time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
 
 
 def _is_mounted(path: Path) -> bool:
@@ -217,7 +230,7 @@ class Container:
             capture_output=True,
         )
         self._mask_units()
-        self.cgroups = _own_cgroups(self.base.name)
+        self.cgroups = _own_cgroups(self.base.name, unified=self.lower is not None)
         self._log_file = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         self.nspawn = subprocess.Popen(
             [

@@ -26,6 +26,7 @@ import pytest
 from tests.e2e.agreement import first_agreements
 from tests.e2e.bus_truth import BusTruth
 from tests.e2e.checks import LoginAnswers, gone_seat_differences, login_differences
+from tests.e2e.conftest import own_container_fixtures
 from tests.e2e.container import Container
 from tests.e2e.scenario import (
     EXPORTER_PORT,
@@ -40,6 +41,9 @@ from tests.grafana import support as grafana
 from tests.support.prometheus import JOB, Prometheus
 
 pytestmark = pytest.mark.e2e
+
+# Seats given and taken and logind restarted: a container of this module's own.
+container, scene, exporter, prometheus, host_exporter = own_container_fixtures()
 
 VISIBLE = 1.0
 SEATS = ("seat1", "seat2")
