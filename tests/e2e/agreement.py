@@ -78,37 +78,50 @@ def differences(login: LoginAnswers, bus: Answers, exp: Exposition) -> list[str]
 def first_agreements(scene: Scene, bus: BusTruth, ports: list[int], since: float,
                      within: float = 1.0) -> list[Agreement]:
     """Scrape ``ports`` from now on, collect loginctl's and busctl's answers, and find each
-    port's first scrape that agrees with them in everything.
+    port's first scrape that agrees with them in everything. When none does, the answers are
+    collected again (logind may still have been finishing the step: a session it was closing)
+    and all the scrapes compared with those, until GIVE_UP seconds after the step.
 
     ``since`` is time.monotonic() when the step ended. Returns one Agreement per port; raises
     AssertionError when a port first agreed more than ``within`` seconds after ``since``, or not
-    at all by GIVE_UP seconds after it (with the last scrape's differences).
+    at all by GIVE_UP seconds after it (with the last scrape's differences and the state files).
     """
-    out = []
+    parsed: dict[tuple[int, float], Exposition] = {}
+    found: dict[int, Agreement] = {}
+    last: dict[int, list[str]] = {port: ["no scrape answered"] for port in ports}
     with Scrapes(ports) as scrapes:
-        login, answers = LoginAnswers.collect(scene), Answers.collect(bus)
-        for port in ports:
-            seen, last = 0, ["no scrape answered"]
-            while True:
-                batch = scrapes.taken(port, seen)
-                seen += len(batch)
-                found = None
-                for when, text in batch:
-                    exp = Exposition.parse(text)
-                    last = differences(login, answers, exp)
-                    if not last:
-                        found = Agreement(port, when - since, exp)
+        while True:
+            login, answers = LoginAnswers.collect(scene), Answers.collect(bus)
+            for port in ports:
+                if port in found:
+                    continue
+                for when, text in scrapes.taken(port):
+                    exp = parsed.get((port, when))
+                    if exp is None:
+                        exp = parsed[(port, when)] = Exposition.parse(text)
+                    last[port] = differences(login, answers, exp)
+                    if not last[port]:
+                        found[port] = Agreement(port, when - since, exp)
                         break
-                if found is not None:
-                    out.append(found)
-                    break
-                if time.monotonic() - since > GIVE_UP:
-                    raise AssertionError(
-                        f"port {port} disagrees with loginctl/busctl {GIVE_UP:.0f} s after the "
-                        "step:\n  " + "\n  ".join(last))
-                time.sleep(0.05)
-    late = [a for a in out if a.seconds > within]
+            if len(found) == len(ports):
+                break
+            if time.monotonic() - since > GIVE_UP:
+                port = next(p for p in ports if p not in found)
+                raise AssertionError(
+                    f"port {port} disagrees with loginctl/busctl {GIVE_UP:.0f} s after the "
+                    "step:\n  " + "\n  ".join(last[port]) + "\nstate files now:\n"
+                    + state_files(scene))
+            time.sleep(0.1)
+    late = [a for a in found.values() if a.seconds > within]
     if late:
         raise AssertionError("; ".join(f"port {a.port} agreed only {a.seconds:.3f} s after the "
                                        f"step (allowed {within} s)" for a in late))
-    return out
+    return [found[port] for port in ports]
+
+def state_files(scene: Scene) -> str:
+    """One line per session and seat state file inside (name, STATE/ACTIVE/SEAT/CLASS/
+    SESSIONS lines): what sd-login reads, for a failure message."""
+    return scene.c.sh(
+        "cd /run/systemd && for f in sessions/* seats/*; do case $f in *.ref) continue;; esac; "
+        "[ -f \"$f\" ] && echo \"$f: $(grep -E '^(STATE|ACTIVE|SEAT|CLASS|SESSIONS)=' \"$f\" "
+        "| tr '\\n' ' ')\"; done; true", check=False)

@@ -74,6 +74,8 @@ class BusTruth:
         for line in self.c.sh(_SESSIONS).splitlines():
             t = shlex.split(line)
             # (so) SEAT PATH b REMOTE s TYPE s CLASS b IDLE b LOCKED
+            if len(t) < 13:
+                continue  # the session went while busctl read it: no longer logind's answer
             key = (t[1], t[4], label(t[6]), label(t[8]))
             keys.add(key)
             idle[key] += t[10] == "true"
