@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support import namespace
-from tests.support.golden import REAL_252
+from tests.support.golden import REAL_252, REAL_262_MULTISEAT
 from tests.support.logind_state import LogindState
 
 PRIVATE_MOUNTS = "private_mounts"
@@ -66,4 +66,12 @@ def logind(private_mounts: None) -> Iterator[LogindState]:
 def real_252(logind: LogindState) -> LogindState:
     """/run/systemd holding the state a booted systemd 252 wrote (tests/fixtures/real-252)."""
     logind.copy_tree(REAL_252)
+    return logind
+
+
+@pytest.fixture
+def real_262_multiseat(logind: LogindState) -> LogindState:
+    """/run/systemd holding the state a booted systemd 262 wrote with seat1..seat3
+    (tests/fixtures/real-262-multiseat)."""
+    logind.copy_tree(REAL_262_MULTISEAT)
     return logind

@@ -9,12 +9,14 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+from tests.e2e.checks import gone_seat_differences
 from tests.e2e.container import Container
 from tests.e2e.scenario import Exposition, label, scrape
 
 LOGIN1 = "org.freedesktop.login1"
 MANAGER = "/org/freedesktop/login1"
 SESSION_KEYS = ("seat", "remote", "type", "class")
+BUS_SEAT_FAMILIES = ("logind_seat_idle", "logind_seat_idle_since_seconds")  # presence.py
 
 _SESSIONS = r"""
 for id in $(loginctl list-sessions --no-legend | awk '{print $1}'); do
@@ -72,6 +74,8 @@ class BusTruth:
         for line in self.c.sh(_SESSIONS).splitlines():
             t = shlex.split(line)
             # (so) SEAT PATH b REMOTE s TYPE s CLASS b IDLE b LOCKED
+            if len(t) < 13:
+                continue  # the session went while busctl read it: no longer logind's answer
             key = (t[1], t[4], label(t[6]), label(t[8]))
             keys.add(key)
             idle[key] += t[10] == "true"
@@ -147,6 +151,7 @@ def bus_differences(want: Answers, exp: Exposition) -> list[str]:
         if exp.get("logind_seat_idle_since_seconds", seat=seat) != since:
             out.append(f"logind_seat_idle_since_seconds{{seat={seat}}} = "
                        f"{exp.get('logind_seat_idle_since_seconds', seat=seat)}, busctl {since}")
+    out += gone_seat_differences(exp, set(want.seats), BUS_SEAT_FAMILIES)
     for name, counts in (("logind_sessions_idle", want.idle),
                          ("logind_sessions_locked", want.locked)):
         got = exp.nonzero(name, SESSION_KEYS)

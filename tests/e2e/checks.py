@@ -4,27 +4,76 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import dataclass
 
 from tests.e2e.scenario import (
     USER_STATES,
     Exposition,
+    MachineTruth,
     Scene,
+    SeatTruth,
+    SessionTruth,
     label,
     scrape,
 )
 
 SESSION_KEYS = ("seat", "remote", "type", "class", "state")
+# Every per-seat family built from the state files (collector.py's _seats). A seat that has gone
+# stays exported, at 0 in each.
+SEAT_FAMILIES = ("logind_seat_present", "logind_seat_sessions", "logind_seat_active_session",
+                 "logind_seat_can_graphical", "logind_seat_can_tty",
+                 "logind_seat_can_multi_session")
+
+
+def exported_seats(exp: Exposition, families: tuple[str, ...]) -> set[str]:
+    """Every seat label value any of ``families`` carries in ``exp``."""
+    return {dict(labels)["seat"] for name in families for labels in exp.series(name)
+            if "seat" in dict(labels)}
+
+
+def gone_seat_differences(exp: Exposition, seats: set[str], families: tuple[str, ...]
+                          ) -> list[str]:
+    """Every seat the exporter still shows though logind no longer has it: a seat not in
+    ``seats`` may stay exported (the family keeps its label set), but only at 0 in each of
+    ``families``. Returns the complaints ([] when there is none)."""
+    out = []
+    for seat in sorted(exported_seats(exp, families) - seats):
+        for name in families:
+            got = exp.get(name, seat=seat)
+            if got:  # absent or 0
+                out.append(f"{name}{{seat={seat!r}}} = {got}, but logind has no seat {seat}")
+    return out
+
+
+@dataclass(frozen=True)
+class LoginAnswers:
+    """What loginctl, machinectl and the users' state files say at one moment."""
+
+    sessions: list[SessionTruth]
+    user_file_states: Counter[str]
+    seats: list[SeatTruth]
+    machines: list[MachineTruth]
+
+    @classmethod
+    def collect(cls, scene: Scene) -> LoginAnswers:
+        """Ask the container now (a few seconds at most; raises ContainerError)."""
+        truth = scene.truth
+        return cls(truth.sessions(), truth.user_file_states(), truth.seats(), truth.machines())
 
 
 def differences(scene: Scene, exp: Exposition) -> list[str]:
     """Every way ``exp`` disagrees with the container right now ([] when it agrees)."""
+    return login_differences(LoginAnswers.collect(scene), exp)
+
+
+def login_differences(want: LoginAnswers, exp: Exposition) -> list[str]:
+    """Every way ``exp`` disagrees with ``want`` ([] when it agrees)."""
     out: list[str] = []
-    truth = scene.truth
 
     if exp.get("logind_up") != 1.0:
         out.append(f"logind_up = {exp.get('logind_up')}, want 1")
 
-    sessions = truth.sessions()
+    sessions = want.sessions
     want_sessions = Counter(s.key for s in sessions)
     got_sessions = exp.nonzero("logind_sessions", SESSION_KEYS)
     if got_sessions != want_sessions:
@@ -33,7 +82,7 @@ def differences(scene: Scene, exp: Exposition) -> list[str]:
     # sd_uid_get_state() reads /run/systemd/users/UID; loginctl asks logind's memory over
     # D-Bus. They differ for a user who became lingering when their last session ended (logind
     # does not save the user file then, notes §2); the exporter reports what sd-login reports.
-    want_users = truth.user_file_states()
+    want_users = want.user_file_states
     for state in USER_STATES:
         got = exp.get("logind_users", state=state)
         if got is None:
@@ -42,8 +91,9 @@ def differences(scene: Scene, exp: Exposition) -> list[str]:
             out.append(f"logind_users{{state={state!r}}} = {got}, /run/systemd/users says "
                        f"{want_users.get(state, 0)} ({dict(want_users)})")
 
-    for seat in truth.seats():
-        want = {
+    seats = want.seats
+    for seat in seats:
+        want_seat = {
             "logind_seat_present": 1.0,
             "logind_seat_sessions": float(len(seat.sessions)),
             "logind_seat_active_session": 1.0 if seat.active_session else 0.0,
@@ -53,12 +103,13 @@ def differences(scene: Scene, exp: Exposition) -> list[str]:
             # shows the property).
             "logind_seat_can_multi_session": 1.0,
         }
-        for name, value in want.items():
+        for name, value in want_seat.items():
             got = exp.get(name, seat=seat.name)
             if got != value:
                 out.append(f"{name}{{seat={seat.name!r}}} = {got}, loginctl says {value}")
+    out += gone_seat_differences(exp, {seat.name for seat in seats}, SEAT_FAMILIES)
 
-    machines = truth.machines()
+    machines = want.machines
     want_classes = Counter(m.machine_class for m in machines)
     got_classes = exp.nonzero("logind_machines", ("class",))
     if Counter({k[0]: v for k, v in got_classes.items()}) != want_classes:

@@ -237,12 +237,37 @@ done
 # -- creating real things inside -------------------------------------------------------------
 
 
+# Seats beyond seat0 (notes/multi-seat.md): a booted container has no udev daemon, and logind
+# builds its seats from udev's database at start-up, which is plain files. Each extra seat is a
+# tty device that exists in the container's /sys (/sys/class/tty/ttyN), tagged master-of-seat with
+# ID_SEAT; logind picks it up when it restarts. tty0-tty4 are left alone.
+SEAT_TTYS = range(5, 64)
+_UDEV_TAGS = ("seat", "master-of-seat")
+_UDEV_RECORD = "I:1\nE:ID_SEAT={seat}\nG:seat\nG:master-of-seat\nQ:seat\nQ:master-of-seat\nV:1\n"
+
+# A command run as a session's own user from inside the session: the shell moves itself into the
+# session's scope (in each cgroup hierarchy the container has: the named systemd one and the
+# unified one on a hybrid host, the root of a unified one), then becomes the user. logind then
+# resolves /org/freedesktop/login1/session/auto to that session, as for a program in it.
+_IN_SESSION = r"""
+cg=$(systemctl show -p ControlGroup --value "session-$1.scope")
+[ -n "$cg" ] || { echo "session $1 has no scope" >&2; exit 1; }
+for root in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup; do
+  [ -e "$root$cg/cgroup.procs" ] && echo $$ > "$root$cg/cgroup.procs"
+done
+grep -q "session-$1.scope" /proc/self/cgroup || { echo "not in session-$1.scope" >&2; exit 1; }
+user=$2; shift 2
+exec setpriv --reuid="$user" --regid="$user" --init-groups "$@"
+"""
+
+
 class Scene:
-    """Creates real users, sessions and machines in the container, and removes them."""
+    """Creates real users, sessions, seats and machines in the container, and removes them."""
 
     def __init__(self, c: Container) -> None:
         self.c = c
         self.truth = Truth(c)
+        self._seat_devices: dict[str, str] = {}  # seat -> udev device id ("c4:5")
 
     def add_user(self, prefix: str = "u") -> str:
         name = unique(f"e2e{prefix}")
@@ -272,11 +297,15 @@ class Scene:
         session_type: str | None = None,
         session_class: str | None = None,
         seat: str | None = None,
+        vtnr: int | None = None,
         service: str = "login",
     ) -> str:
-        """A PAM session opened by PID 1 for ``user`` (systemd-run -p PAMName=...).
+        """A PAM session opened by PID 1 for ``user`` (systemd-run -p PAMName=...);
+        pam_systemd takes XDG_SESSION_TYPE, XDG_SESSION_CLASS, XDG_SEAT and XDG_VTNR from the
+        unit's environment (it ignores a VT number on a seat other than seat0).
 
-        Returns the session id.
+        Returns the session id; raises ContainerError when systemd-run fails and
+        AssertionError when no session appears.
         """
         unit = unique("e2e-pam-")
         cmd = ["systemd-run", "--quiet", f"--unit={unit}", "-p", f"PAMName={service}",
@@ -287,8 +316,138 @@ class Scene:
             cmd += ["-E", f"XDG_SESSION_CLASS={session_class}"]
         if seat:
             cmd += ["-E", f"XDG_SEAT={seat}"]
+        if vtnr is not None:
+            cmd += ["-E", f"XDG_VTNR={vtnr}"]
         self.c.run([*cmd, "sleep", "3600"])
         return self._session_by_leader_unit(unit)
+
+    def graphical_session(self, user: str, seat: str, session_type: str = "x11",
+                          session_class: str = "user", vtnr: int | None = None) -> str:
+        """A graphical login of ``user`` on ``seat`` as a display manager opens it (type x11 or
+        wayland, class user or greeter). Returns the session id (see pam_session())."""
+        return self.pam_session(user, session_type=session_type, session_class=session_class,
+                                seat=seat, vtnr=vtnr)
+
+    # -- seats -------------------------------------------------------------------------------
+
+    def seat_names(self) -> list[str]:
+        """The seats logind has (``loginctl list-seats``), sorted."""
+        out = self.c.run(["loginctl", "list-seats", "--no-legend"]).stdout
+        return sorted(line.split()[0] for line in out.splitlines() if line.strip())
+
+    def restart_logind(self) -> float:
+        """``systemctl restart systemd-logind`` (its start limit reset first), then wait until the
+        new one answers on the bus.
+
+        Returns time.monotonic() when it answered; raises AssertionError when it does not
+        within 10 s.
+        """
+        # A test restarts logind more often than its unit's start limit allows (5 starts in
+        # 10 s: systemd then refuses with "start of the service was attempted too often");
+        # reset-failed clears the count. It changes nothing else of a running unit.
+        self.c.run(["systemctl", "reset-failed", "systemd-logind"], check=False)
+        self.c.run(["systemctl", "restart", "systemd-logind"])
+        wait_until(lambda: self.c.run(["loginctl", "list-seats", "--no-legend"],
+                                      check=False).returncode == 0 or None,
+                   timeout=10, what="logind answering after its restart")
+        return time.monotonic()
+
+    def _free_seat_device(self) -> str:
+        used = set(self._seat_devices.values())
+        for n in SEAT_TTYS:
+            dev = self.c.run(["cat", f"/sys/class/tty/tty{n}/dev"], check=False).stdout.strip()
+            if dev and f"c{dev}" not in used:
+                return f"c{dev}"
+        raise ContainerError("no tty device left in /sys/class/tty to make a seat of")
+
+    def add_seats(self, *seats: str) -> float:
+        """Give logind the seats ``seats``: each a tty device that exists in /sys, written into
+        udev's database as master-of-seat with ID_SEAT, then logind restarted (it reads the
+        database at start-up only). A seat already given keeps its device.
+
+        Returns time.monotonic() when the restarted logind had them all; raises AssertionError
+        when it does not list them within 10 s.
+        """
+        script = ["mkdir -p /run/udev/data " + " ".join(f"/run/udev/tags/{t}"
+                                                        for t in _UDEV_TAGS)]
+        for seat in seats:
+            if not LABEL_VALUE.match(seat) or not seat.startswith("seat"):
+                raise ValueError(f"not a seat name logind accepts plainly: {seat!r}")
+            dev = self._seat_devices.get(seat) or self._free_seat_device()
+            self._seat_devices[seat] = dev
+            record = _UDEV_RECORD.format(seat=seat)
+            script.append(f"printf '{record}' > /run/udev/data/{dev}")
+            script += [f": > /run/udev/tags/{t}/{dev}" for t in _UDEV_TAGS]
+        self.c.sh("\n".join(script))
+        self.restart_logind()
+        want = set(seats)
+        wait_until(lambda: want <= set(self.seat_names()) or None, timeout=10,
+                   what=f"logind listing {sorted(want)}")
+        return time.monotonic()
+
+    def remove_seats(self, *seats: str) -> float:
+        """Take the seats away: their udev records removed, logind restarted. A session on a
+        removed seat stays, with no seat.
+
+        Returns time.monotonic() when the restarted logind no longer had them; raises
+        AssertionError when it still lists one after 10 s, KeyError for a seat this Scene did
+        not add.
+        """
+        devices = [self._seat_devices.pop(seat) for seat in seats]
+        self.c.sh("; ".join(f"rm -f /run/udev/data/{dev} " + " ".join(
+            f"/run/udev/tags/{t}/{dev}" for t in _UDEV_TAGS) for dev in devices))
+        self.restart_logind()
+        gone = set(seats)
+        wait_until(lambda: not gone & set(self.seat_names()) or None, timeout=10,
+                   what=f"logind without {sorted(gone)}")
+        return time.monotonic()
+
+    def added_seats(self) -> list[str]:
+        """The seats this Scene has given logind and not taken back, sorted."""
+        return sorted(self._seat_devices)
+
+    def activate(self, session_id: str, timeout: float = 10.0) -> float:
+        """Make ``session_id`` the active session of its seat (``loginctl activate``: on a seat
+        without VTs logind switches itself).
+
+        Returns time.monotonic() once the seat names it active; raises ContainerError when
+        logind refuses, AssertionError when the switch is not seen within ``timeout``.
+        """
+        seat = self.truth.session(session_id).seat
+        if not seat:
+            raise ContainerError(f"session {session_id} has no seat to be active on")
+        self.c.run(["loginctl", "activate", session_id])
+        wait_until(lambda: self.c.run(
+            ["loginctl", "show-seat", seat, "-p", "ActiveSession", "--value"]
+        ).stdout.strip() == session_id or None, timeout=timeout,
+            what=f"session {session_id} active on {seat}")
+        return time.monotonic()
+
+    # -- what a session's own user does inside it --------------------------------------------
+
+    def in_session(self, session_id: str, argv: Sequence[str]) -> str:
+        """Run ``argv`` as the session's user from inside the session (its scope's cgroup),
+        as a program the user started in it would. Returns its stdout; raises ContainerError
+        when it fails."""
+        user = self.c.run(["loginctl", "show-session", session_id, "-p", "Name", "--value"]
+                          ).stdout.strip()
+        return self.c.run(["sh", "-c", _IN_SESSION, "sh", session_id, user, *argv]).stdout
+
+    def _own_hint(self, session_id: str, method: str, value: bool) -> float:
+        self.in_session(session_id, [
+            "busctl", "call", "org.freedesktop.login1", "/org/freedesktop/login1/session/auto",
+            "org.freedesktop.login1.Session", method, "b", "true" if value else "false"])
+        return time.monotonic()
+
+    def set_idle_hint(self, session_id: str, idle: bool) -> float:
+        """The session's user sets its IdleHint from inside it (SetIdleHint on session/auto).
+        Returns time.monotonic() when busctl returned; raises ContainerError when refused."""
+        return self._own_hint(session_id, "SetIdleHint", idle)
+
+    def set_locked_hint(self, session_id: str, locked: bool) -> float:
+        """The session's user sets its LockedHint from inside it (SetLockedHint, as a screen
+        locker does). Returns time.monotonic() when busctl returned; raises ContainerError."""
+        return self._own_hint(session_id, "SetLockedHint", locked)
 
     def fill_sessions(self, user: str, target: int, timeout: float = 120.0) -> int:
         """PAM sessions for ``user``, as pam_session() opens them but without waiting for each,

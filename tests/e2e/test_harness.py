@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.bus_truth import session_path
 from tests.e2e.container import Container, ContainerError, _is_mounted
 from tests.e2e.scenario import Scene, Service, unique, wait_until
 
@@ -94,3 +95,59 @@ def test_wait_answering_fails_at_once_with_the_journal_when_the_unit_exits(
         assert time.monotonic() - started < 5  # not the whole timeout
     finally:
         svc.stop()
+
+
+def test_seats_given_to_logind_hold_sessions_switch_and_go_across_a_restart(
+    scene: Scene,
+) -> None:
+    """add_seats/remove_seats, graphical sessions on a seat, activate, and hints set from inside
+    the session by its own user (this checks loginctl, not us)."""
+    scene.add_seats("seat7")
+    try:
+        assert "seat7" in scene.seat_names()
+        seat = next(x for x in scene.truth.seats() if x.name == "seat7")
+        assert (seat.can_tty, seat.can_graphical) == (False, True)
+        user, greeter = scene.add_user("hs"), scene.add_user("hsg")
+        desktop = scene.graphical_session(user, "seat7", "wayland")
+        greet = scene.graphical_session(greeter, "seat7", "x11", "greeter")
+        t = scene.truth
+        assert (t.session(desktop).seat, t.session(desktop).type) == ("seat7", "wayland")
+        assert t.session(greet).session_class == "greeter"
+        assert next(x for x in t.seats() if x.name == "seat7").active_session == greet
+        scene.activate(desktop)
+        assert t.session(desktop).active and not t.session(greet).active
+        # The user's own call from inside: another user's session is left alone.
+        scene.set_locked_hint(desktop, True)
+        scene.set_idle_hint(desktop, True)
+        hints = container_hints(scene, desktop)
+        assert hints == ("yes", "yes"), hints
+        assert container_hints(scene, greet) == ("no", "no")
+        # Another session's user may not set it: the shell really is that user.
+        with pytest.raises(ContainerError):
+            scene.in_session(greet, ["busctl", "call", "org.freedesktop.login1",
+                                     session_path(scene.c, desktop),
+                                     "org.freedesktop.login1.Session", "SetIdleHint", "b",
+                                     "false"])
+    finally:
+        scene.remove_seats("seat7")
+    assert "seat7" not in scene.seat_names()
+    assert scene.truth.session(desktop).seat == ""  # left seatless
+    for sid in (desktop, greet):
+        scene.stop_scope(sid)
+        scene.wait_session_gone(sid)
+
+
+def container_hints(scene: Scene, session_id: str) -> tuple[str, str]:
+    """(IdleHint, LockedHint) of the session as loginctl prints them."""
+    out = scene.c.run(["loginctl", "show-session", session_id, "-p", "IdleHint",
+                       "-p", "LockedHint"]).stdout
+    values = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    return values["IdleHint"], values["LockedHint"]
+
+
+
+def test_restart_logind_any_number_of_times_in_a_row(scene: Scene) -> None:
+    """More restarts than systemd-logind.service's start limit (5 in 10 s) all go through."""
+    for _ in range(7):
+        scene.restart_logind()
+    assert "seat0" in scene.seat_names()

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.support.prometheus import Prometheus
 
 REPO = Path(__file__).resolve().parents[2]
 GENERATOR = REPO / "grafana" / "dashboard.py"
@@ -100,3 +104,47 @@ def unfiltered_selectors(expr: str) -> list[str]:
         matchers = rest[1 : rest.index("}")]
         problems += [f"{match.group()} lacks {m}" for m in REQUIRED_MATCHERS if m not in matchers]
     return problems
+
+
+def evaluate(prom: Prometheus, target: Target, variables: dict[str, str],
+             window: float = 30.0) -> dict[str, Any]:
+    """Run the target's query as Grafana would: an instant query now, or a range query over the
+    last ``window`` seconds at a 1 s step, with ``variables`` put in.
+
+    Returns the answer's ``data``; raises AssertionError when a variable is left or
+    Prometheus refuses the query.
+    """
+    expr = substitute(target.expr, variables)
+    if "$" in expr:
+        raise AssertionError(f"unsubstituted variable in {expr}")
+    now = time.time()
+    if target.instant:
+        data: dict[str, Any] = prom.api("query", query=expr, time=f"{now:.3f}")
+    else:
+        data = prom.api("query_range", query=expr, start=f"{now - window:.3f}",
+                        end=f"{now:.3f}", step="1")
+    return data
+
+
+def finite_values(data: dict[str, Any]) -> list[float]:
+    """Return the finite sample values of a query or query_range answer."""
+    if data["resultType"] == "vector":
+        raw = [s["value"][1] for s in data["result"]]
+    elif data["resultType"] == "matrix":
+        raw = [v[1] for s in data["result"] for v in s["values"]]
+    elif data["resultType"] == "scalar":
+        raw = [data["result"][1]]
+    else:
+        raw = []
+    return [x for x in (float(r) for r in raw) if math.isfinite(x)]
+
+
+def last_by(data: dict[str, Any], label: str) -> dict[str, float]:
+    """Return label value -> the latest finite value of each series in an answer."""
+    out: dict[str, float] = {}
+    for series in data["result"]:
+        points = series["values"] if "values" in series else [series["value"]]
+        finite = [float(v) for _, v in points if math.isfinite(float(v))]
+        if finite:
+            out[str(series["metric"].get(label, ""))] = finite[-1]
+    return out

@@ -4,10 +4,8 @@ the real exporter, which reads the real-252 fixture tree plus some churn in a pr
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
@@ -20,19 +18,6 @@ from tests.support.prometheus import JOB, Prometheus
 GRAFANA_VARIABLES = {"__rate_interval": "1m", "__interval": "1m", "__range": "5m"}
 FIRST_SAMPLE_TIMEOUT = 20.0  # the first scrape comes after Prometheus' ~5 s target batching
 STEP_TIMEOUT = 8.0
-
-
-def _finite_values(data: dict[str, Any]) -> list[float]:
-    """Return the finite sample values of a query or query_range answer."""
-    if data["resultType"] == "vector":
-        raw = [s["value"][1] for s in data["result"]]
-    elif data["resultType"] == "matrix":
-        raw = [v[1] for s in data["result"] for v in s["values"]]
-    elif data["resultType"] == "scalar":
-        raw = [data["result"][1]]
-    else:
-        raw = []
-    return [x for x in (float(r) for r in raw) if math.isfinite(x)]
 
 
 @pytest.fixture
@@ -118,26 +103,13 @@ def test_every_panel_query_returns_data_on_real_prometheus(
 
     def evaluate(target: support.Target) -> str | None:
         """Return why the target fails, or None when it returns data."""
-        expr = support.substitute(target.expr, variables)
-        if "$" in expr:
-            return f"unsubstituted variable in {expr}"
-        now = time.time()
         try:
-            if target.instant:
-                data = prom.api("query", query=expr, time=f"{now:.3f}")
-            else:
-                data = prom.api(
-                    "query_range",
-                    query=expr,
-                    start=f"{now - 30:.3f}",
-                    end=f"{now:.3f}",
-                    step="1",
-                )
+            data = support.evaluate(prom, target, variables)
         except AssertionError as e:
             return f"does not evaluate: {e}"
         if not data["result"]:
             return "returns no data"
-        if not _finite_values(data):
+        if not support.finite_values(data):
             return f"returns only NaN/Inf: {data['result']}"
         return None
 

@@ -18,3 +18,13 @@ REAL_252_LOGINCTL = FIXTURES / "real-252-loginctl.json"
 def loginctl_252() -> Any:
     """Return what loginctl and machinectl said about REAL_252 (parsed JSON). Raises OSError."""
     return json.loads(REAL_252_LOGINCTL.read_text())
+
+REAL_262_MULTISEAT = FIXTURES / "real-262-multiseat"
+"""/run/systemd/{seats,sessions,users} as a booted systemd 262 wrote them with seat1..seat3
+(tests/capture_multiseat.py)."""
+REAL_262_MULTISEAT_LOGINCTL = FIXTURES / "real-262-multiseat-loginctl.json"
+
+
+def loginctl_262_multiseat() -> Any:
+    """Return what loginctl said about REAL_262_MULTISEAT (parsed JSON). Raises OSError."""
+    return json.loads(REAL_262_MULTISEAT_LOGINCTL.read_text())

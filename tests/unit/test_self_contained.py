@@ -5,7 +5,13 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from tests.support.golden import REAL_252, REAL_252_LOGINCTL
+from tests.support.golden import (
+    FIXTURES,
+    REAL_252,
+    REAL_252_LOGINCTL,
+    REAL_262_MULTISEAT,
+    REAL_262_MULTISEAT_LOGINCTL,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 # Spelled in pieces so that a plain grep for the path (as reviews do) finds only real readers.
@@ -39,3 +45,19 @@ def test_golden_fixture_lives_in_the_repository() -> None:
     assert sorted(p.name for p in REAL_252.iterdir()) == ["machines", "seats", "sessions", "users"]
     assert len(list((REAL_252 / "sessions").iterdir())) == 8
     assert REAL_252_LOGINCTL.stat().st_size > 0
+
+
+def test_multiseat_golden_fixture_lives_in_the_repository() -> None:
+    assert REAL_262_MULTISEAT.is_relative_to(ROOT)
+    assert REAL_262_MULTISEAT_LOGINCTL.is_relative_to(ROOT)
+    assert sorted(p.name for p in REAL_262_MULTISEAT.iterdir()) == ["seats", "sessions", "users"]
+    assert len(list((REAL_262_MULTISEAT / "seats").iterdir())) == 4
+    assert REAL_262_MULTISEAT_LOGINCTL.stat().st_size > 0
+
+
+def test_every_fixture_tree_has_its_loginctl_answers() -> None:
+    """Each captured tree comes with what loginctl said of it, and nothing else lies there."""
+    trees = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())
+    assert trees == ["real-252", "real-262-multiseat"]
+    for tree in trees:
+        assert (FIXTURES / f"{tree}-loginctl.json").is_file(), tree
