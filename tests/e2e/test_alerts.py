@@ -215,11 +215,13 @@ class Run:
         return row
 
     def resolves(self, alert: Alert, event: str, t_event: float,
-                 metric: Callable[[str], bool]) -> Row:
+                 metric: Callable[[str], bool] | None) -> Row:
         """Record the way from ``event`` (the cause gone) to ``alert`` gone from Prometheus
-        and its "resolved" notification."""
+        and its "resolved" notification; ``metric`` None: nothing changes on /metrics (time
+        passed)."""
         row = Row(alert, "resolves", event, t_event)
-        row.t_metric = self.exporter(metric, f"/metrics after: {event}")
+        row.t_metric = (t_event if metric is None
+                        else self.exporter(metric, f"/metrics after: {event}"))
         row.t_alert = self.gone(alert, timeout=FIRE + RESTART_WINDOW)
         row.t_notified = self.notice(alert, "resolved", t_event)
         with self.lock:
@@ -509,7 +511,7 @@ def _run(c: Container, scene: Scene, cleanup: list[Callable[[], object]],
     def restarts_pass() -> None:
         time.sleep(max(0.0, leaves - time.time()))
         run.resolves(restarting, f"1st restart leaves the {RESTART_WINDOW:.0f} s window",
-                     leaves, lambda x: True)
+                     leaves, None)
 
     def seat2_session() -> None:
         t = time.time()
