@@ -375,6 +375,10 @@ def _run(c: Container, scene: Scene, cleanup: list[Callable[[], object]],
     exporter.start()
     exporter.wait_answering(EXPORTER_PORT)
     seats = ("seat0", "seat1", "seat2")
+    # /-/ready means the first sd-login snapshot; the bus view (idle, locks, inhibitors) follows.
+    wait_until(lambda: True if total(text := scrape_text(), "logind_dbus_up") == 1 and all(
+        f'logind_seat_idle_since_seconds{{seat="{s}"}}' in text for s in seats) else None,
+        timeout=10, interval=0.05, what="the exporter's first view of logind's bus")
     problems = _baseline_problems(scrape_text(), seats)
     assert not problems, f"the kiosk is not quiet before the run (left by an earlier test?): " \
         f"{problems}"
