@@ -167,6 +167,7 @@ class Run:
     scene: Scene
     prometheus: Prometheus
     webhook: Webhook
+    alertmanager: Alertmanager
     t0: float = 0.0
     rows: list[Row] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -245,10 +246,29 @@ class Run:
                                 what=f"a {status} notification of {alert}")
         except AssertionError as e:
             raise AssertionError(f"{e}; since {since:.2f}, the webhook has "
-                                 f"{self.webhook.received()}") from None
+                                 f"{self.webhook.received()}\n{self.diagnosis()}") from None
         assert notice.labels == alert.labels, (
             f"{alert} arrived with the labels {notice.labels}, want {alert.labels}")
         return notice.at
+
+    def diagnosis(self) -> str:
+        """Where alerts stand between Prometheus and the webhook (for a failure message)."""
+        parts = []
+        with contextlib.suppress(Exception):
+            parts.append(f"Prometheus' Alertmanagers: {self.prometheus.api('alertmanagers')}")
+        with contextlib.suppress(Exception):
+            sent = self.prometheus.query(
+                "prometheus_notifications_sent_total or prometheus_notifications_errors_total"
+                " or prometheus_notifications_dropped_total")
+            parts.append(f"Prometheus' notifications: {sent}")
+        with contextlib.suppress(Exception):
+            got = requests.get(f"{self.alertmanager.url}/api/v2/alerts", timeout=5).json()
+            parts.append(f"Alertmanager holds {[a['labels'] for a in got]}")
+        with contextlib.suppress(Exception):
+            parts.append(f"Alertmanager's log:\n{self.alertmanager.log()}")
+        with contextlib.suppress(Exception):
+            parts.append(f"Prometheus' log:\n{self.prometheus.log()}")
+        return "\n".join(parts)
 
     def from_prometheus(self) -> None:
         """Replace each row's polled alert time by Prometheus' own: the evaluation that
@@ -400,10 +420,12 @@ def _run(c: Container, scene: Scene, cleanup: list[Callable[[], object]],
     # `up` for the job, which the shortened LoginExporterAbsent (for: 3 s) would report.
     prom.rule_files = [shortened.write_shortened(prom.dir)]
     prom.reload()
+    wait_until(lambda: True if any(am.address in url for url in prom.alertmanagers()) else None,
+               timeout=15, interval=0.1, what="Prometheus sending to Alertmanager after its reload")
     wait_until(lambda: True if all(g.get("lastEvaluation", "").startswith("2")
                                    for g in prom.rules()) and prom.rules() else None,
                timeout=10, interval=0.1, what="the alert rules evaluated once")
-    run = Run(c, scene, prom, webhook, t0=time.time())
+    run = Run(c, scene, prom, webhook, am, t0=time.time())
     runs.append(run)
     restarts = total(scrape_text(), "logind_restarts_total")
 
