@@ -144,6 +144,13 @@ class Prometheus:
         found: list[dict[str, Any]] = self.api("alerts")["alerts"]
         return found
 
+    def alertmanagers(self) -> list[str]:
+        """The URLs of the Alertmanagers Prometheus sends to now. After a reload this list is
+        empty for up to about 5 s, and alerts due meanwhile are dropped (prometheus/prometheus
+        issue 13064): wait for it before causing an alert."""
+        found = self.api("alertmanagers")["activeAlertmanagers"]
+        return [str(a["url"]) for a in found]
+
     def rules(self) -> list[dict[str, Any]]:
         """The rule groups Prometheus has loaded."""
         groups: list[dict[str, Any]] = self.api("rules")["groups"]

@@ -2,8 +2,9 @@
 
 Wherever a README claim can be checked mechanically it is: the flags table against the argparse
 parser, the metric tables against the families the collector and the presence code build, the
-error kinds, the web-config fields against what webconfig.py accepts, the paths it names, and the
-dashboard's rows. Pure: reads files of this repository and builds values by hand; no root.
+error kinds, the web-config fields against what webconfig.py accepts, the paths it names, the
+dashboard's rows, and the alert table against the shipped alert file. Pure: reads files of
+this repository and builds values by hand; no root.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import argparse
 import re
 import selectors
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from login_exporter import cli, webconfig
@@ -452,3 +454,73 @@ def test_readme_lists_the_dashboards_rows() -> None:
 def test_the_rows_check_fails_on_a_missing_row() -> None:
     text = re.sub(r"^- \*\*Exporter\*\*:", "- Exporter:", readme(), flags=re.MULTILINE)
     assert readme_rows(text) != dashboard_rows()
+
+
+# -- (g) alerts -----------------------------------------------------------------------------
+
+ALERTS_HEADER = ("alert", "severity", "what it means for you", "what to do", "tune")
+ALERT_FILE = ROOT / "deploy" / "prometheus" / "login-exporter-alerts.yml"
+
+
+def shipped_alerts() -> dict[str, str]:
+    """Every alert in the shipped alert file -> its severity."""
+    doc = yaml.safe_load(ALERT_FILE.read_text(encoding="utf-8"))
+    return {rule["alert"]: rule["labels"]["severity"]
+            for group in doc["groups"] for rule in group["rules"] if "alert" in rule}
+
+
+def alert_problems(text: str, shipped: dict[str, str]) -> list[str]:
+    """README's alert table against the shipped alerts: each in both, once, with its severity,
+    and with something in every cell."""
+    found = tables(text, ALERTS_HEADER)
+    assert len(found) == 1, f"README should have one table headed {ALERTS_HEADER}"
+    documented: dict[str, str] = {}
+    problems = []
+    for row in found[0]:
+        names = code_spans(row[0])
+        assert len(names) == 1, f"alert cell {row[0]!r} should hold one `Alert`"
+        name = names[0]
+        if name in documented:
+            problems.append(f"{name}: twice in README's alert table")
+        documented[name] = row[1]
+        if len(row) != len(ALERTS_HEADER) or not all(row):
+            problems.append(f"{name}: a cell of its row is empty or missing")
+    problems += [f"{name}: in the alert file, not in README's alert table"
+                 for name in sorted(shipped.keys() - documented.keys())]  # fmt: skip
+    problems += [f"{name}: in README's alert table, not in the alert file"
+                 for name in sorted(documented.keys() - shipped.keys())]  # fmt: skip
+    problems += [f"{name}: README says {documented[name]}, the alert file {severity}"
+                 for name, severity in sorted(shipped.items())
+                 if name in documented and documented[name] != severity]  # fmt: skip
+    return problems
+
+
+def test_readme_alert_table_is_the_alert_file() -> None:
+    shipped = shipped_alerts()
+    assert len(shipped) >= 17
+    problems = alert_problems(readme(), shipped)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (lambda t: re.sub(r"^\| `KioskSeatIdle` \|.*\n", "", t, flags=re.MULTILINE),
+         "KioskSeatIdle: in the alert file, not in README"),
+        (lambda t: t.replace("| `LoginStorm` |", "| `LoginStorms` |"),
+         "LoginStorms: in README's alert table, not in the alert file"),
+        (lambda t: t.replace("| `ShutdownScheduled` | info |", "| `ShutdownScheduled` | warning |"),
+         "ShutdownScheduled: README says warning"),
+        (lambda t: re.sub(r"^(\| `LogindDown` \|[^|]*\|[^|]*\|)[^|]*\|", r"\1 |", t,
+                          flags=re.MULTILINE),
+         "LogindDown: a cell of its row is empty"),
+    ],
+)  # fmt: skip
+def test_the_alert_check_fails_on_a_drifted_table(
+    edit: Callable[[str], str], problem: str
+) -> None:
+    text = readme()
+    drifted = edit(text)
+    assert drifted != text
+    problems = alert_problems(drifted, shipped_alerts())
+    assert any(p.startswith(problem) for p in problems), problems
