@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -608,6 +608,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real", action="store_true",
                         help="also node_exporter vs ours on a booted container (minutes)")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    parser.add_argument("--plot", type=Path, metavar="DIR",
+                        help="also write PNG plots of the rows here (needs matplotlib)")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     started = time.perf_counter()
@@ -621,6 +623,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n({elapsed:.0f} s; ratios are to the C floor measured in this run at the same N)")
     if args.json:
         write_json(rows, args.json, {"mode": plan.mode, "seconds": elapsed})
+    if args.plot:
+        from bench import plot
+
+        for path in plot.plot([asdict(row) for row in rows], args.plot):
+            log(f"wrote {path}")
     return 0
 
 
