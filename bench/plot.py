@@ -72,6 +72,8 @@ def _plot(
     axes.set_xscale("log")
     if log_y:
         axes.set_yscale("log")
+    else:
+        axes.set_ylim(bottom=0)  # a linear scale starts at zero, so small steps look small
     axes.set_xlabel("N (sessions)")
     axes.set_ylabel(ylabel)
     axes.set_title(title)
