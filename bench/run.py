@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from tests.e2e.scenario import scrape, wait_until
 DEBOUNCE_S = 0.05  # the exporter's default --refresh.debounce
 SCRAPE_P99_TARGET_MS = 2.0
 SESSION_INFO_P99_TARGET_MS = 10.0
-RSS_TARGET_MB = 40.0
+RSS_TARGET_MB = 30.0  # issue 20 (issue 6: 40)
 READY_TARGET_S = 0.5
 CHANGE_P99_TARGET_MS = 10.0
 
@@ -46,7 +46,7 @@ class Plan:
     scrape_s: float
     change_sizes: tuple[int, ...]
     change_trials: int
-    ready_n: int
+    ready_n: tuple[int, ...]
     ready_trials: int
     idle_n: int
     idle_s: float
@@ -56,7 +56,7 @@ class Plan:
 
     def all_sizes(self) -> list[int]:
         """Every N that gets a state tree, ascending."""
-        return sorted({*self.sizes, *self.change_sizes, self.ready_n, self.idle_n, self.storm_n})
+        return sorted({*self.sizes, *self.change_sizes, *self.ready_n, self.idle_n, self.storm_n})
 
 
 FULL = Plan(
@@ -67,7 +67,7 @@ FULL = Plan(
     scrape_s=5,
     change_sizes=(100, 10000),
     change_trials=100,
-    ready_n=100,
+    ready_n=(100, 10000),
     ready_trials=5,
     idle_n=1000,
     idle_s=60,
@@ -82,7 +82,7 @@ QUICK = Plan(
     scrape_s=1,
     change_sizes=(100,),
     change_trials=15,
-    ready_n=100,
+    ready_n=(100,),
     ready_trials=2,
     idle_n=100,
     idle_s=3,
@@ -238,7 +238,7 @@ class Run:
                     [("change -> visible on /metrics, p99, --refresh.debounce=0", "ms")], nn,
                     lambda: self.change_visible(n, tree, "--refresh.debounce=0"),
                 )
-        if n == plan.ready_n:
+        if n in plan.ready_n:
             self.attempt([("start -> /-/ready", "s")], nn, lambda: self.ready(n))
         if n == plan.idle_n:
             self.attempt(
@@ -343,7 +343,9 @@ class Run:
         if name == "sdlogin getters, full pass, no cache":
             note = "the floor's calls from Python; " + rounds
         elif name == "full refresh, cold cache (start-up)":
-            note = "new Refresher: every getter called; " + rounds
+            note = "new Refresher: every getter the default flags need called; " + rounds
+            if n >= 10000:
+                target, met = "≤ 1.0x floor", None if ratio is None else ratio <= 1.0
         elif name == "full refresh" and n >= 1000:
             target, met = "≤ 1.0x floor", None if ratio is None else ratio <= 1.0
             note = "per-id caches warm (resync); " + rounds
@@ -614,6 +616,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real", action="store_true",
                         help="also node_exporter vs ours on a booted container (minutes)")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    parser.add_argument("--plot", type=Path, metavar="DIR",
+                        help="also write PNG plots of the rows here (needs matplotlib)")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     started = time.perf_counter()
@@ -627,6 +631,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n({elapsed:.0f} s; ratios are to the C floor measured in this run at the same N)")
     if args.json:
         write_json(rows, args.json, {"mode": plan.mode, "seconds": elapsed})
+    if args.plot:
+        from bench import plot
+
+        for path in plot.plot([asdict(row) for row in rows], args.plot):
+            log(f"wrote {path}")
     return 0
 
 

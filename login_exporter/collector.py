@@ -167,18 +167,37 @@ class _SessionInfo:
 
     def __init__(self) -> None:
         self._lines: dict[str, tuple[Session, bytes]] = {}
+        self._generation = -1
+        self._block = self.HEADER
 
-    def render(self, sessions: Mapping[str, Session]) -> bytes:
-        """Return the family's lines for ``sessions``, HELP and TYPE first."""
-        lines: dict[str, tuple[Session, bytes]] = {}
-        for session_id, session in sessions.items():
-            known = self._lines.get(session_id)
-            if known is not None and known[0] == session:
-                lines[session_id] = known
-            else:
-                lines[session_id] = (session, self._line(session))
-        self._lines = lines
-        return self.HEADER + b"".join(line for _, line in lines.values())
+    def render(self, snapshot: Snapshot) -> bytes:
+        """Return the family's lines for ``snapshot``'s sessions, HELP and TYPE first. When the
+        snapshot was built from the one rendered last by reading named sessions, only those
+        are looked at (the join of the lines stays one copy of the block)."""
+        sessions = snapshot.sessions
+        if snapshot.generation == self._generation and snapshot.generation:
+            return self._block  # the same snapshot again (a publish for the bus or liveness)
+        if snapshot.touched is not None and snapshot.base == self._generation:
+            lines = dict(self._lines)
+            for session_id in snapshot.touched:
+                session = sessions.get(session_id)
+                if session is None:
+                    lines.pop(session_id, None)
+                else:
+                    known = lines.get(session_id)
+                    if known is None or known[0] != session:
+                        lines[session_id] = (session, self._line(session))
+        else:
+            lines = {}
+            for session_id, session in sessions.items():
+                known = self._lines.get(session_id)
+                if known is not None and known[0] == session:
+                    lines[session_id] = known
+                else:
+                    lines[session_id] = (session, self._line(session))
+        self._lines, self._generation = lines, snapshot.generation
+        self._block = self.HEADER + b"".join(line for _, line in lines.values())
+        return self._block
 
     @staticmethod
     def _line(s: Session) -> bytes:
@@ -276,7 +295,7 @@ class LogindCollector:
         self._counts.update(snapshot)
         self._families = [*self._build(snapshot, totals, liveness), *extra]
         if self._session_info is not None:
-            self._session_info_block = self._session_info.render(snapshot.sessions)
+            self._session_info_block = self._session_info.render(snapshot)
 
     def exposition(self) -> Exposition:
         """Return the last update() as an Exposition, logind_session_info included."""

@@ -38,17 +38,19 @@ V = TypeVar("V")
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """One login session. ``seat`` is "" when seatless; None: libsystemd had no data."""
+    """One login session. ``seat`` is "" when seatless; None: libsystemd had no data, or the
+    field was not read (``uid``, ``service`` and ``active`` only feed the opt-in session info:
+    a Refresher without ``details`` leaves them None)."""
 
     id: str
-    uid: int
+    uid: int | None
     seat: str
     type: str | None
     klass: str | None
     remote: bool
     service: str | None
     state: str | None
-    active: bool
+    active: bool | None
     start_time: float | None  # from libsystemd (v254+), seconds since the epoch
     first_seen: float  # wall-clock time this process first saw the session
     user: str | None = None
@@ -69,6 +71,8 @@ class Session:
 SESSION_REREAD: Mapping[str, Callable[[str], Any]] = MappingProxyType(
     {"state": sdlogin.session_get_state, "active": sdlogin.session_is_active}
 )
+# Read only for the opt-in session info (Refresher(details=True)); None otherwise.
+SESSION_DETAILS = frozenset({"uid", "service", "active", "user", "remote_host", "tty", "desktop"})
 SESSION_KEPT = frozenset(
     {"id", "uid", "seat", "type", "klass", "remote", "service", "start_time", "first_seen",
      "user", "remote_host", "tty", "desktop"}
@@ -190,7 +194,8 @@ def _user_name(uid: int) -> str | None:
 class Refresher:
     """Builds snapshots from libsystemd, reusing what it already knows.
 
-    ``details`` also reads user name, remote host, tty and desktop (for the opt-in session info).
+    ``details`` also reads uid, user name, service, active, remote host, tty and desktop (for the
+    opt-in session info; without it those are None, three libsystemd calls fewer per session).
     ``cancelled`` is asked before each session is read: when it answers True the refresh raises
     RefreshCancelled, so a stop request need not wait for 10,000 sessions to be read.
     """
@@ -335,38 +340,43 @@ class Refresher:
     def _read_session(
         self, name: str, known: Session | None, reuse: Session | None, now: float
     ) -> Session:
+        details = self._details
         if reuse is not None:
             rereads: dict[str, Any] = {
-                field: self._shared_value(read(name)) for field, read in SESSION_REREAD.items()
+                field: self._shared_value(read(name))
+                for field, read in SESSION_REREAD.items()
+                if details or field not in SESSION_DETAILS
             }
             return replace(reuse, **rereads)
         if self._has_start_time is None:
             caps = sdlogin.capabilities()
             self._has_start_time = caps["sd_session_get_start_time"]
             self._has_username = caps["sd_session_get_username"]
-        uid = sdlogin.session_get_uid(name)
-        details = self._details
+        # uid, service and active feed only the session info: without it, three libsystemd
+        # calls fewer per session (each opens and parses the session's file again).
+        uid = sdlogin.session_get_uid(name) if details else None
         user: str | None = None
-        if details:
+        if uid is not None:
             user = (
                 sdlogin.session_get_username(name) if self._has_username else _user_name(uid)
             )
+            uid = self._uids.setdefault(uid, uid) if len(self._uids) < SHARED_MAX else uid
         shared = self._shared
         seat = shared(sdlogin.session_get_seat(name)) or ""
         type_ = shared(sdlogin.session_get_type(name))
         klass = shared(sdlogin.session_get_class(name))
         remote = sdlogin.session_is_remote(name)
-        service = shared(sdlogin.session_get_service(name))
+        service = shared(sdlogin.session_get_service(name)) if details else None
         start_time = sdlogin.session_get_start_time(name) if self._has_start_time else None
         remote_host = sdlogin.session_get_remote_host(name) if details else None
         tty = sdlogin.session_get_tty(name) if details else None
         desktop = sdlogin.session_get_desktop(name) if details else None
         # Read last: if the session vanished meanwhile, these raise ENXIO (a race, counted).
         state = shared(sdlogin.session_get_state(name))
-        active = sdlogin.session_is_active(name)
+        active = sdlogin.session_is_active(name) if details else None
         return Session(
             id=name,
-            uid=self._uids.setdefault(uid, uid) if len(self._uids) < SHARED_MAX else uid,
+            uid=uid,
             seat=seat,
             type=type_,
             klass=klass,

@@ -128,3 +128,15 @@ def test_every_measured_figure_is_positive_and_times_nonzero(
             assert row["value"] > 0, row
         if row["ratio"] is not None:
             assert row["ratio"] > 0, row
+
+
+def test_plots_of_the_quick_run_are_pngs(
+    quick_run: tuple[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    from bench import plot
+
+    _, rows = quick_run
+    written = plot.plot(rows, tmp_path)
+    assert {p.name for p in written} == {"refresh.png", "scrape.png", "rss.png"}  # no --real
+    for path in written:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path

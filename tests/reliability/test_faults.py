@@ -143,7 +143,7 @@ def test_session_file_cut_after_its_state_reads_as_a_seatless_session(
     text = _good_session_text()
     logind.write_raw("sessions", "40", text[: text.index("SEAT=")])
 
-    snapshot = Refresher().refresh(EMPTY, Changes(everything=True))
+    snapshot = Refresher(details=True).refresh(EMPTY, Changes(everything=True))
 
     cut = snapshot.sessions["40"]
     assert (cut.uid, cut.seat, cut.type, cut.klass, cut.service) == (1000, "", "tty", "user", None)

@@ -446,3 +446,24 @@ def test_counts_kept_from_touched_sessions_equal_a_full_count() -> None:
     third = replace(second, sessions={"1": sessions["1"]}, generation=12, base=99,
                     touched=frozenset())  # fmt: skip
     assert kept.show(third) == whole.show(replace(third, touched=None))
+
+
+def test_session_info_kept_from_touched_sessions_equals_a_full_render() -> None:
+    info = Options(session_info=True)
+    first = replace(snapshot([session("1"), session("2", state="online"), session("3")]),
+                    generation=20)  # fmt: skip
+    sessions = dict(first.sessions)
+    sessions["2"] = session("2", state="active")
+    del sessions["3"]
+    sessions["4"] = session("4", remote=True)
+    second = replace(first, sessions=sessions, generation=21, base=20,
+                     touched=frozenset({"2", "3", "4"}))  # fmt: skip
+    kept, whole = Harness(info), Harness(info)
+    kept.show(first)
+    whole.show(first)
+    incremental = kept.show(second)
+    assert incremental == whole.show(replace(second, touched=None))
+    assert sorted(k for k in incremental if k[0] == "logind_session_info") == sorted(
+        k for k in Harness(info).show(second) if k[0] == "logind_session_info"
+    )
+    assert kept.show(second) == incremental  # the same snapshot again
