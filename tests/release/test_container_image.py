@@ -25,6 +25,10 @@ from tests.release.builds import REPO, SIZES
 from tests.release.podman import Image, Podman
 from tests.support.logind_state import LogindState
 
+# On this machine's network, on the port the package's test also takes (test_debian_install.py):
+# with the booted containers' tests, never beside them (.ci/run runs the two groups at once).
+pytestmark = pytest.mark.e2e
+
 PORT = 9844  # the image's default, which its HEALTHCHECK probes
 NAME = "login-exporter-release-test"
 HARDENED = ["--read-only", "--read-only-tmpfs=false", "--cap-drop=ALL",
