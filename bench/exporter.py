@@ -20,28 +20,34 @@ from tests.support.exposition import samples as samples
 from tests.support.exposition import total as total
 
 REPO = support.ROOT
-PORT_FIRST, PORT_LAST = 19900, 19999
+class PortRange:
+    """Ports on 127.0.0.1 from ``first`` to ``last`` handed out in turn (a bench's own range, clear
+    of the e2e suite's 19800-19899)."""
 
-_next_port = PORT_FIRST
+    def __init__(self, first: int, last: int) -> None:
+        self.first, self.last = first, last
+        self._next = first
+
+    def free(self) -> int:
+        """The next port of the range nothing listens on. Raises RuntimeError if none."""
+        for _ in range(self.last - self.first + 1):
+            port = self._next
+            self._next = self.first if port >= self.last else port + 1
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+        raise RuntimeError(f"no free port in {self.first}-{self.last}")
+
+
+# The exporter benches' range.
+free_port = PortRange(19900, 19999).free
 
 
 class ExporterUnavailable(RuntimeError):
     """The exporter cannot run here (not written yet, or it fails to start)."""
-
-
-def free_port() -> int:
-    """The next port in 19900-19999 that nothing listens on. Raises RuntimeError if none."""
-    global _next_port
-    for _ in range(PORT_LAST - PORT_FIRST + 1):
-        port = _next_port
-        _next_port = PORT_FIRST if port >= PORT_LAST else port + 1
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 19900-19999")
 
 
 def availability() -> str | None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import requests
 
+from bench.exporter import PortRange
 from bench.statetree import private_run_systemd
 from tests.support import fleet, proc
 from tests.support.exposition import total
@@ -39,22 +39,10 @@ POOLS = (("entrance", "true"), ("reading-room", "true"), ("hall", "true"), ("sta
 HOSTS_PER_SITE = 250
 # The hosts' own series at the central store (the per-seat recorded ones keep job too).
 RAW = 'count({job="login-exporter", __name__!~".+:.+"})'
-_next_port = PORT_FIRST
 
 
-def free_port() -> int:
-    """The next port in 19700-19799 that nothing listens on. Raises RuntimeError if none."""
-    global _next_port
-    for _ in range(PORT_LAST - PORT_FIRST + 1):
-        port = _next_port
-        _next_port = PORT_FIRST if port >= PORT_LAST else port + 1
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {PORT_FIRST}-{PORT_LAST}")
+# The fleet bench's range, apart from the exporter benches' (many targets and Prometheus ports).
+free_port = PortRange(PORT_FIRST, PORT_LAST).free
 
 
 def trees(base: Path) -> dict[str, Path]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from grafana_foundation_sdk.builders import (
@@ -793,6 +794,14 @@ def build() -> model.Dashboard:
         (PRESENCE_ROW, presence_row()),
         ("Exporter", exporter_row()),
     ]
+    return assemble(board, rows)
+
+
+def assemble(
+    board: dashboard_builder.Dashboard, rows: list[tuple[str, list[PanelBuilder]]]
+) -> model.Dashboard:
+    """Return ``board`` built with each row's title and panels, panels numbered from 1 in
+    layout order (grafana/fleet_dashboard.py uses it too)."""
     for title, panels in rows:
         board = board.with_row(dashboard_builder.Row(title))
         for panel in panels:
@@ -803,23 +812,30 @@ def build() -> model.Dashboard:
     return built
 
 
-def render() -> str:
-    """Return the dashboard as stable, sorted, indented JSON ending in a newline."""
-    return json.dumps(build(), cls=JSONEncoder, indent=2, sort_keys=True) + "\n"
+def render(board: model.Dashboard | None = None) -> str:
+    """Return ``board`` (this dashboard by default) as stable, sorted, indented JSON ending in a
+    newline."""
+    return json.dumps(board or build(), cls=JSONEncoder, indent=2, sort_keys=True) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Write the dashboard JSON; return the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+def main(
+    argv: list[str] | None = None, text: Callable[[], str] | None = None, output: Path = OUTPUT,
+    description: str | None = __doc__,
+) -> int:  # fmt: skip
+    """Write the dashboard JSON ``text()`` gives (this one's by default) to ``output`` or where
+    --output says; return the exit status."""
+    parser = argparse.ArgumentParser(
+        description=description.splitlines()[0] if description else None
+    )
     parser.add_argument(
-        "--output", default=str(OUTPUT), help=f"where to write (default {OUTPUT}; - for stdout)"
+        "--output", default=str(output), help=f"where to write (default {output}; - for stdout)"
     )
     args = parser.parse_args(argv)
-    text = render()
+    body = (text or render)()
     if args.output == "-":
-        sys.stdout.write(text)
+        sys.stdout.write(body)
     else:
-        Path(args.output).write_text(text, encoding="utf-8")
+        Path(args.output).write_text(body, encoding="utf-8")
     return 0
 
 

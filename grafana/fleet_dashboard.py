@@ -11,14 +11,11 @@ Built like grafana/dashboard.py, whose helpers it uses. Every query filters by
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
 from grafana_foundation_sdk.builders import dashboard as dashboard_builder
 from grafana_foundation_sdk.cog import builder as cogbuilder
-from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -235,34 +232,17 @@ def build() -> model.Dashboard:
         ("Sessions and logins", sessions_row()),
         ("Exporters and logind", health_row()),
     ]
-    for title, panels in rows:
-        board = board.with_row(dashboard_builder.Row(title))
-        for panel in panels:
-            board = board.with_panel(panel)
-    built = board.build()
-    for number, built_panel in enumerate(built.panels or [], start=1):
-        built_panel.id_val = number
-    return built
+    return host.assemble(board, rows)
 
 
 def render() -> str:
     """Return the dashboard as stable, sorted, indented JSON ending in a newline."""
-    return json.dumps(build(), cls=JSONEncoder, indent=2, sort_keys=True) + "\n"
+    return host.render(build())
 
 
 def main(argv: list[str] | None = None) -> int:
     """Write the dashboard JSON; return the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--output", default=str(OUTPUT), help=f"where to write (default {OUTPUT}; - for stdout)"
-    )
-    args = parser.parse_args(argv)
-    text = render()
-    if args.output == "-":
-        sys.stdout.write(text)
-    else:
-        Path(args.output).write_text(text, encoding="utf-8")
-    return 0
+    return host.main(argv, render, OUTPUT, __doc__)
 
 
 if __name__ == "__main__":
