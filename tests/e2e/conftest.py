@@ -3,8 +3,8 @@ node_exporter inside it, a real Prometheus on the host scraping them.
 
 Ports (127.0.0.1), from scenario.PORT_BASE (19800 unless $LOGIN_EXPORTER_E2E_PORT_BASE says
 otherwise): +0 exporter, +1 node_exporter, +2 Prometheus, +3-+9 spare (+4: this machine's
-exporter, +5: the exporter under attack in test_bus_attacker.py), +60-+63 test_alerts.py (exporter,
-Prometheus, Alertmanager, webhook).
+exporter, +5: the exporter under attack in test_bus_attacker.py); +20-+22 test_seats.py's own
+container; +60-+66 test_alerts.py's (exporter, Prometheus, Alertmanager, webhook; its fixtures').
 None of these tests may use the ``logind`` fixture: the container has its own /run.
 """
 
@@ -14,6 +14,7 @@ import contextlib
 import os
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -103,13 +104,13 @@ def scene(container: Container) -> Scene:
     return Scene(container)
 
 
-def _run_exporter(container: Container) -> Iterator[Service]:
+def _run_exporter(container: Container, port: int = EXPORTER_PORT) -> Iterator[Service]:
     # No resync: every change must reach /metrics through the monitors alone.
-    svc = exporter_service(container, EXPORTER_PORT, "--collector.session-info",
+    svc = exporter_service(container, port, "--collector.session-info",
                            "--refresh.resync-interval=0")
     svc.start()
     try:
-        svc.wait_answering(EXPORTER_PORT)
+        svc.wait_answering(port)
         yield svc
     finally:
         svc.stop()
@@ -148,10 +149,11 @@ def node_exporter(container: Container) -> Iterator[Service]:
         svc.stop()
 
 
-def _run_prometheus(container: Container) -> Iterator[Prometheus]:
+def _run_prometheus(container: Container, ports: Ports | None = None) -> Iterator[Prometheus]:
     host_release_only(container, "the Prometheus pipeline")
+    ports = ports or Ports()
     # The second job carries the target labels deploy/prometheus alerts select hosts by.
-    prom = Prometheus(PROMETHEUS_PORT, [f"127.0.0.1:{EXPORTER_PORT}"],
+    prom = Prometheus(ports.prometheus, [f"127.0.0.1:{ports.exporter}"],
                       labelled={"kiosk": "true", "remote_logins": "forbidden"})
     try:
         prom.start()
@@ -169,16 +171,27 @@ def prometheus(container: Container, exporter: Service) -> Iterator[Prometheus]:
     yield from _run_prometheus(container)
 
 
-def own_container_fixtures() -> tuple[Any, ...]:
+@dataclass(frozen=True)
+class Ports:
+    """Where the exporter, Prometheus and this machine's exporter listen (the containers share
+    this machine's network: a module with a container of its own needs ports of its own)."""
+
+    exporter: int = EXPORTER_PORT
+    prometheus: int = PROMETHEUS_PORT
+    host_exporter: int = HOST_EXPORTER_PORT
+
+
+def own_container_fixtures(ports: Ports) -> tuple[Any, ...]:
     """Module-scoped ``container``, ``scene``, ``exporter``, ``prometheus`` and ``host_exporter``
     fixtures, for a test module whose tests change logind for good (restarts, stops, seats given
     and taken).
 
     Assign them in the module (``container, scene, exporter, prometheus, host_exporter =
-    own_container_fixtures()``): its tests then run in a container of their own per release,
-    booted for the module and torn down after it. (On systemd 257 and newer a stopped and
-    started logind forgets the sessions that were open and refuses logins while their scopes
-    run: in the shared container every later test inherited that.)
+    own_container_fixtures(Ports(...))``, with ports apart from the shared container's): its
+    tests then run in a container of their own per release, booted for the module and torn down
+    after it. (On systemd 257 and newer a stopped and started logind forgets the sessions that
+    were open and refuses logins while their scopes run: in the shared container every later
+    test inherited that.)
     """
 
     @pytest.fixture(scope="module", params=RELEASES, name="container")
@@ -191,30 +204,30 @@ def own_container_fixtures() -> tuple[Any, ...]:
 
     @pytest.fixture(scope="module", name="exporter")
     def own_exporter(container: Container) -> Iterator[Service]:
-        yield from _run_exporter(container)
+        yield from _run_exporter(container, ports.exporter)
 
     @pytest.fixture(scope="module", name="prometheus")
     def own_prometheus(container: Container, exporter: Service) -> Iterator[Prometheus]:
-        yield from _run_prometheus(container)
+        yield from _run_prometheus(container, ports)
 
     @pytest.fixture(scope="module", name="host_exporter")
     def own_host_exporter(container: Container) -> Iterator[int]:
-        yield from _run_host_exporter(container)
+        yield from _run_host_exporter(container, ports.host_exporter)
 
     return own_container, own_scene, own_exporter, own_prometheus, own_host_exporter
 
 
-def _run_host_exporter(container: Container) -> Iterator[int]:
+def _run_host_exporter(container: Container, port: int = HOST_EXPORTER_PORT) -> Iterator[int]:
     host_release_only_not(container)
-    svc = exporter_service(container, HOST_EXPORTER_PORT, "--collector.session-info",
+    svc = exporter_service(container, port, "--collector.session-info",
                            "--refresh.resync-interval=0", host=True)
     svc.start()
     try:
-        svc.wait_answering(HOST_EXPORTER_PORT)
-        build = scrape(HOST_EXPORTER_PORT).series("logind_exporter_build_info")
+        svc.wait_answering(port)
+        build = scrape(port).series("logind_exporter_build_info")
         versions = {dict(labels)["libsystemd_version"] for labels in build}
         assert versions == {HOST_LIBSYSTEMD}, f"host exporter loaded libsystemd {versions}"
-        yield HOST_EXPORTER_PORT
+        yield port
     finally:
         svc.stop()
 

@@ -39,7 +39,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.conftest import own_container_fixtures
+from tests.e2e.conftest import Ports, own_container_fixtures
 from tests.e2e.container import Container
 from tests.e2e.scenario import PORT_BASE, Scene, exporter_service, unique, wait_until
 from tests.support import alerts as shortened
@@ -50,7 +50,8 @@ pytestmark = pytest.mark.e2e
 
 # logind stopped, restarted five times and seats taken away: a container of this module's own, so
 # that later tests do not inherit it (on 257 a stop forgets every session).
-container, scene, exporter, prometheus, host_exporter = own_container_fixtures()
+container, scene, exporter, prometheus, host_exporter = own_container_fixtures(
+    Ports(exporter=PORT_BASE + 64, prometheus=PORT_BASE + 65, host_exporter=PORT_BASE + 66))
 
 # Ports on 127.0.0.1, beside the suite's 19800-19810 (tests/e2e/conftest.py) and the benches'.
 EXPORTER_PORT = PORT_BASE + 60

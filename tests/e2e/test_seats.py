@@ -26,10 +26,10 @@ import pytest
 from tests.e2e.agreement import first_agreements
 from tests.e2e.bus_truth import BusTruth
 from tests.e2e.checks import LoginAnswers, gone_seat_differences, login_differences
-from tests.e2e.conftest import own_container_fixtures
+from tests.e2e.conftest import Ports, own_container_fixtures
 from tests.e2e.container import Container
 from tests.e2e.scenario import (
-    EXPORTER_PORT,
+    PORT_BASE,
     USER_STATES,
     Exposition,
     Scene,
@@ -43,7 +43,9 @@ from tests.support.prometheus import JOB, Prometheus
 pytestmark = pytest.mark.e2e
 
 # Seats given and taken and logind restarted: a container of this module's own.
-container, scene, exporter, prometheus, host_exporter = own_container_fixtures()
+# Its ports apart from the shared container's (one network).
+PORTS = Ports(exporter=PORT_BASE + 20, prometheus=PORT_BASE + 21, host_exporter=PORT_BASE + 22)
+container, scene, exporter, prometheus, host_exporter = own_container_fixtures(PORTS)
 
 VISIBLE = 1.0
 SEATS = ("seat1", "seat2")
@@ -53,8 +55,8 @@ SEATS = ("seat1", "seat2")
 def ports(request: pytest.FixtureRequest, container: Container, exporter: Service) -> list[int]:
     """The exporters reading this release: inside, and this machine's on a newer release."""
     if container.lower is None:
-        return [EXPORTER_PORT]
-    return [EXPORTER_PORT, request.getfixturevalue("host_exporter")]
+        return [PORTS.exporter]
+    return [PORTS.exporter, request.getfixturevalue("host_exporter")]
 
 
 @pytest.fixture
@@ -223,7 +225,7 @@ def test_dashboard_on_a_multi_seat_run(
     grafana/login-exporter.json, evaluated by the real Prometheus that scraped the exporter,
     returns data, and the seat panels and tables show seat1 and seat2 with loginctl's figures."""
     seat1, seat2 = seats
-    sel = f'job="{JOB}", instance="127.0.0.1:{EXPORTER_PORT}"'
+    sel = f'job="{JOB}", instance="127.0.0.1:{PORTS.exporter}"'
 
     def total(expr: str) -> float:
         return prometheus.total(expr.replace("SEL", sel))
@@ -269,7 +271,7 @@ def test_dashboard_on_a_multi_seat_run(
                         and total("logind_machine_info{SEL}") >= 1,
                         20, "the multi-seat run in Prometheus")
         seat_truth = {s.name: s for s in scene.truth.seats()}
-        variables = {"job": JOB, "instance": f"127.0.0.1:{EXPORTER_PORT}", "__rate_interval": "1m",
+        variables = {"job": JOB, "instance": f"127.0.0.1:{PORTS.exporter}", "__rate_interval": "1m",
                      "__interval": "1m", "__range": "5m"}
         targets = grafana.targets(grafana.load())
         assert len(targets) > 40
