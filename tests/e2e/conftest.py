@@ -2,7 +2,8 @@
 node_exporter inside it, a real Prometheus on the host scraping them.
 
 Ports (127.0.0.1): 19800 exporter, 19801 node_exporter, 19802 Prometheus, 19803-19809 spare
-(19804: this machine's exporter, 19805: the exporter under attack in test_bus_attacker.py).
+(19804: this machine's exporter, 19805: the exporter under attack in test_bus_attacker.py,
+19806-19808: test_elogind.py's exporters on its own booted elogind).
 None of these tests may use the ``logind`` fixture: the container has its own /run.
 """
 
