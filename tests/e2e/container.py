@@ -1,10 +1,10 @@
-"""Boot a systemd in systemd-nspawn on an overlay and drive it from tests.
+"""Boot a systemd (or sysvinit and elogind) in systemd-nspawn on an overlay, drive it from tests.
 
 Two kinds of root: this machine's own / (its systemd, 252 on Debian 12), or a cached Debian root
-filesystem built by ``.ci/rootfs RELEASE`` (trixie: 257, sid: the newest). The overlay keeps
-either unchanged. The container has its own /run (so its own logind, machined and D-Bus) and
-shares the host's network, so a server started inside on 127.0.0.1 is reachable from the test
-process.
+filesystem built by ``.ci/rootfs RELEASE`` (trixie: 257, sid: the newest; trixie-elogind:
+sysvinit and elogind 255, no systemd at all). The overlay keeps either unchanged. The container
+has its own /run (so its own logind, machined and D-Bus) and shares the host's network, so a
+server started inside on 127.0.0.1 is reachable from the test process.
 
 Teardown always runs (``close()`` is idempotent and called from a ``finally``): SIGTERM to
 systemd-nspawn, wait, SIGKILL, unmount the overlay, remove the directories. Nothing is left
@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -59,6 +60,12 @@ EXTRA_MASKS = (
 )
 
 
+# Under the unified hierarchy: move the calling shell into the container's root cgroup.
+_JOIN_CONTAINER_CGROUP = (
+    "[ -w /sys/fs/cgroup/cgroup.procs ] && echo $$ > /sys/fs/cgroup/cgroup.procs;"
+)
+
+
 class ContainerError(RuntimeError):
     """The container did not boot, or a command inside it failed."""
 
@@ -94,24 +101,25 @@ CGROUP_ROOTS = (
 )
 
 
-def _own_cgroups(name: str, *, unified: bool) -> list[Path]:
+def _own_cgroups(name: str, *, named_only: bool = False) -> list[Path]:
     """Create a cgroup named ``name`` in each hierarchy nspawn places the container by; return
     their paths.
 
     With ``--keep-unit`` nspawn otherwise puts the container in the caller's cgroup, and two
     containers at once (parallel work, a developer's run beside CI) then share one user.slice:
     their sessions fail to register. On this machine's hybrid hierarchy a container booted in
-    legacy mode (``unified`` false: this machine's own systemd) is tracked in the named systemd
-    hierarchy and the unified one: a cgroup of its own in both. One booted in unified mode
-    (``unified``: the cached releases, 257 and newer) gets one in the named hierarchy only:
+    legacy mode (this machine's own systemd) is tracked in the named systemd hierarchy and the
+    unified one: a cgroup of its own in both (so is the sysvinit + elogind one). A systemd booted
+    in unified mode (``named_only``: the cached releases, 257 and newer) gets one in the named
+    hierarchy only:
     under a cgroup of the unified hierarchy other than its root, their logind refuses to make a
     user linger ("Protocol driver not attached", seen on 257 and 262), so two of those at once
     still share the unified hierarchy's /payload.
     """
     roots = [r for r in CGROUP_ROOTS[:2] if (r / "cgroup.procs").exists()]
     if not roots and (CGROUP_ROOTS[2] / "cgroup.controllers").exists():
-        roots = [] if unified else [CGROUP_ROOTS[2]]
-    if unified:
+        roots = [] if named_only else [CGROUP_ROOTS[2]]
+    if named_only:
         roots = [r for r in roots if r != CGROUP_ROOTS[0]]
     groups = []
     for root in roots:
@@ -165,8 +173,10 @@ class Container:
         lower: Path | None = None,
         project: Path = REPO_ROOT,
         boot_timeout: float = 60.0,
+        binds: Sequence[tuple[Path, str]] = (),
     ) -> None:
         self.lower = lower
+        self.binds = tuple(binds)  # (host path, path inside), read-only
         self.project = project
         self.boot_timeout = boot_timeout
         self.python = sys.executable if lower is None else "/usr/bin/python3"
@@ -174,7 +184,13 @@ class Container:
         # read-only, so that this machine's exporter can also run against the release inside.
         self.host_python = sys.executable
         self.host_libsystemd = "/opt/host-libsystemd"
-        self.release = "host" if lower is None else lower.name.split("-")[0]
+        # A cached tree is named RELEASE-KEY (trixie-67fe56e067fb, trixie-elogind-fbae5c522a97).
+        self.release = "host" if lower is None else lower.name.rsplit("-", 1)[0]
+        # No systemd in the tree: sysvinit boots it, elogind is its logind.
+        self.init = (
+            "sysvinit" if lower is not None and not (lower / "usr/lib/systemd/systemd").exists()
+            else "systemd"
+        )
         self.base: Path | None = None
         self.nspawn: subprocess.Popen[bytes] | None = None
         self.init_pid = 0
@@ -229,8 +245,13 @@ class Container:
             check=True,
             capture_output=True,
         )
-        self._mask_units()
-        self.cgroups = _own_cgroups(self.base.name, unified=self.lower is not None)
+        if self.init == "systemd":
+            self._mask_units()
+        else:
+            self._quiet_inittab()
+        # (systemd 257+ in unified mode: named hierarchy only, see _own_cgroups)
+        self.cgroups = _own_cgroups(
+            self.base.name, named_only=self.lower is not None and self.init == "systemd")
         self._log_file = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         self.nspawn = subprocess.Popen(
             [
@@ -242,6 +263,7 @@ class Container:
                 "--console=passive",
                 f"--bind-ro={self.project}:{PROJECT}",
                 *self._host_binds(),
+                *(f"--bind-ro={host}:{inside}" for host, inside in self.binds),
                 "--machine=login-exporter-e2e",
             ],
             stdin=subprocess.DEVNULL,
@@ -255,7 +277,10 @@ class Container:
         )
         deadline = time.monotonic() + self.boot_timeout
         self.init_pid = self._wait_for_init(deadline)
-        self._wait_for_systemd(deadline)
+        if self.init == "systemd":
+            self._wait_for_systemd(deadline)
+        else:
+            self._wait_for_sysvinit(deadline)
 
     def _host_binds(self) -> list[str]:
         if self.lower is None:
@@ -279,8 +304,10 @@ class Container:
                   for name, path in sorted(libraries.items()))]
 
     def systemd_version(self) -> str:
-        """The booted systemd's version as ``systemctl --version`` prints it (e.g. "257.13")."""
-        first = self.run(["systemctl", "--version"]).stdout.splitlines()[0]
+        """The booted systemd's version as ``systemctl --version`` prints it (e.g. "257.13"),
+        or under sysvinit elogind's as ``loginctl --version`` prints it (e.g. "255.17")."""
+        first = self.run(["loginctl" if self.init == "sysvinit" else "systemctl",
+                          "--version"]).stdout.splitlines()[0]
         match = re.search(r"\(([^)]+)\)", first)
         return match.group(1).split("-")[0] if match else first.split()[1]
 
@@ -295,6 +322,29 @@ class Container:
             if unit.is_symlink() or unit.exists():
                 unit.unlink()
             unit.symlink_to("/dev/null")
+
+    def _quiet_inittab(self) -> None:
+        """No gettys: the container has no /dev/ttyN, and init would respawn them in a loop."""
+        inittab = self.merged / "etc/inittab"
+        lines = inittab.read_text().splitlines()
+        inittab.write_text("".join(
+            f"#{line}\n" if re.match(r"\d+:\d+:respawn:/sbin/getty", line) else f"{line}\n"
+            for line in lines
+        ))
+
+    def _wait_for_sysvinit(self, deadline: float) -> None:
+        """Wait until the runlevel's scripts are done and elogind owns its bus name with seat0's
+        state written (sysvinit has no "is the boot finished" call)."""
+        script = ("! pgrep -f '^/bin/sh /etc/init.d/rc' >/dev/null && "
+                  "test -e /run/systemd/seats/seat0 && "
+                  "busctl status org.freedesktop.login1 >/dev/null 2>&1")
+        while time.monotonic() < deadline:
+            if self.nspawn is not None and self.nspawn.poll() is not None:
+                raise ContainerError(f"systemd-nspawn exited early:\n{self.log_tail()}")
+            if self.run(["sh", "-c", script], check=False, timeout=10).returncode == 0:
+                return
+            time.sleep(0.05)
+        raise ContainerError(f"sysvinit did not start elogind:\n{self.log_tail()}")
 
     def _wait_for_init(self, deadline: float) -> int:
         assert self.nspawn is not None
@@ -333,6 +383,11 @@ class Container:
         """Stop the container and remove every trace of it. Safe to call more than once."""
         if self.nspawn is not None:
             proc = self.nspawn
+            if proc.poll() is None and self.init == "sysvinit" and self.init_pid:
+                # sysvinit ignores nspawn's halt signal and leaves what nsenter started running:
+                # nothing inside needs a clean shutdown, and killing PID 1 ends its namespace.
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.init_pid, signal.SIGKILL)
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 try:
@@ -402,6 +457,27 @@ class Container:
     def sh(self, script: str, *, check: bool = True, timeout: float = 30.0) -> str:
         """Run a shell script inside; return its stdout."""
         return self.run(["sh", "-c", script], check=check, timeout=timeout).stdout
+
+    def spawn(self, argv: Sequence[str], *, name: str, cwd: str = "/",
+              env: dict[str, str] | None = None) -> int:
+        """Start ``argv`` inside in the background, in a session of its own, with stdout and
+        stderr in /run/e2e/NAME.log and its pid in /run/e2e/NAME.pid (where there is no PID 1 to
+        run it as a unit: sysvinit). Returns its pid inside the container.
+
+        Such processes are not init's children: close() kills them with the container. They
+        start in the container's root cgroup (nsenter leaves them in the caller's, outside the
+        container's cgroup namespace, where elogind cannot move a session's processes into the
+        session's cgroup, nor kill them at terminate-session).
+        """
+        assignments = " ".join(shlex.quote(f"{k}={v}") for k, v in (env or {}).items())
+        command = " ".join(shlex.quote(a) for a in argv)
+        script = (f"mkdir -p /run/e2e && cd {shlex.quote(cwd)} && "
+                  f"env {assignments} setsid sh -c '{_JOIN_CONTAINER_CGROUP} "
+                  f"echo $$ > /run/e2e/{name}.pid; exec \"$@\"' "
+                  f"sh {command} </dev/null >/run/e2e/{name}.log 2>&1 & "
+                  f"while [ ! -s /run/e2e/{name}.pid ]; do sleep 0.01; done; "
+                  f"cat /run/e2e/{name}.pid")
+        return int(self.sh(script).strip())
 
 
 @contextlib.contextmanager

@@ -1,7 +1,9 @@
 """Real things inside the e2e container, and the truth about them from loginctl / machinectl.
 
 Everything that creates a session goes through the container's own PID 1 (``systemd-run``), so
-the processes live in the container's cgroup tree exactly as a login would.
+the processes live in the container's cgroup tree exactly as a login would. Under sysvinit (the
+elogind root filesystem) there is no PID 1 to ask: sessions are opened by ``su -l`` and PAM
+programs started in the background (``Container.spawn``), as a login on such a host is.
 """
 
 from __future__ import annotations
@@ -230,6 +232,8 @@ done
         ]
 
     def machines(self) -> list[MachineTruth]:
+        if self.c.init == "sysvinit":
+            return []  # no machined (elogind has none): no machines, no machinectl
         out = []
         for line in self.c.sh("machinectl list --no-legend --no-pager").splitlines():
             parts = line.split()
@@ -264,6 +268,13 @@ user=$2; shift 2
 exec setpriv --reuid="$user" --regid="$user" --init-groups "$@"
 """
 
+_SYSV_LOGOUT = r"""
+leader=$(sed -n 's/^LEADER=//p' /run/systemd/sessions/SESSION)
+procs=$(cat /sys/fs/cgroup/user.slice/user-*.slice/session-SESSION.scope/cgroup.procs \
+        | grep -vx "$leader")
+kill ${procs:-$leader} 2>/dev/null || true  # none left: a session elogind keeps "closing"
+"""
+
 
 class Scene:
     """Creates real users, sessions, seats and machines in the container, and removes them."""
@@ -272,6 +283,7 @@ class Scene:
         self.c = c
         self.truth = Truth(c)
         self._seat_devices: dict[str, str] = {}  # seat -> udev device id ("c4:5")
+        self.leaders: dict[int, str] = {}  # under sysvinit: sessions' leader pids -> names
 
     def add_user(self, prefix: str = "u") -> str:
         name = unique(f"e2e{prefix}")
@@ -294,6 +306,21 @@ class Scene:
 
         return wait_until(probe, timeout=timeout, what=f"a session for {unit}")
 
+    def _session_led_by(self, pid: int, what: str, timeout: float = 10.0) -> str:
+        """The id of the session whose leader is ``pid`` (its state file's LEADER=)."""
+        script = (f"for f in /run/systemd/sessions/*; do case $f in *.ref) continue;; esac; "
+                  f"grep -qx 'LEADER={pid}' \"$f\" 2>/dev/null && basename \"$f\"; done; true")
+        return wait_until(lambda: self.c.sh(script).strip() or None, timeout=timeout,
+                          what=f"a session for {what}")
+
+    def _sysv_pam_session(self, user: str, rhost: str, service: str,
+                          env: dict[str, str]) -> str:
+        name = unique("e2e-pam-")
+        pid = self.c.spawn([self.c.python, f"{PROJECT}/tests/e2e/pam_session.py", user, rhost,
+                            "--service", service], name=name, env=env)
+        self.leaders[pid] = name
+        return self._session_led_by(pid, name)
+
     def pam_session(
         self,
         user: str,
@@ -309,8 +336,14 @@ class Scene:
         unit's environment (it ignores a VT number on a seat other than seat0).
 
         Returns the session id; raises ContainerError when systemd-run fails and
-        AssertionError when no session appears.
+        AssertionError when no session appears. Under sysvinit: pam_session.py opens it (no
+        PID 1 to ask).
         """
+        if self.c.init == "sysvinit":
+            env = {k: v for k, v in (("XDG_SESSION_TYPE", session_type),
+                                     ("XDG_SESSION_CLASS", session_class),
+                                     ("XDG_SEAT", seat)) if v}
+            return self._sysv_pam_session(user, "", service, env)
         unit = unique("e2e-pam-")
         cmd = ["systemd-run", "--quiet", f"--unit={unit}", "-p", f"PAMName={service}",
                "-p", f"User={user}"]
@@ -473,6 +506,11 @@ class Scene:
 
     def su_session(self, user: str) -> str:
         """A ``su -l user`` session started by root (service su-l, REMOTE_USER=root)."""
+        if self.c.init == "sysvinit":
+            name = unique("e2e-su-")
+            pid = self.c.spawn(["su", "-l", user, "-c", "exec sleep 3600"], name=name)
+            self.leaders[pid] = name
+            return self._session_led_by(pid, f"su -l {user}")
         unit = unique("e2e-su-")
         self.c.run(["systemd-run", "--quiet", f"--unit={unit}", "su", "-l", user, "-c",
                     "exec sleep 3600"])
@@ -489,6 +527,8 @@ class Scene:
 
     def remote_session(self, user: str, rhost: str = "203.0.113.9") -> str:
         """A session with PAM_RHOST set to a non-local host, held open by pam_session.py."""
+        if self.c.init == "sysvinit":
+            return self._sysv_pam_session(user, rhost, "login", {})
         unit = unique("e2e-remote-")
         self.c.run(["systemd-run", "--quiet", f"--unit={unit}", self.c.python,
                     f"{PROJECT}/tests/e2e/pam_session.py", user, rhost])
@@ -516,7 +556,17 @@ class Scene:
         self.c.run(["loginctl", "terminate-session", session_id])
 
     def stop_scope(self, session_id: str) -> None:
-        """End a session for good, also one already closing (terminate-session leaves those)."""
+        """End a session for good, also one already closing (terminate-session leaves those).
+
+        Under sysvinit elogind kills nothing (terminate-session and kill-session leave the
+        processes running, the session "closing"): the user logs out, as on such a host. Every
+        process of the session's cgroup but its leader (su, login) gets SIGTERM, and the leader
+        then closes the session and exits; a session of the leader alone (pam_session.py) gets
+        it itself.
+        """
+        if self.c.init == "sysvinit":
+            self.c.sh(_SYSV_LOGOUT.replace("SESSION", session_id))
+            return
         self.c.run(["systemctl", "stop", f"session-{session_id}.scope"])
 
     def wait_session_gone(self, session_id: str, timeout: float = 10.0) -> float:
@@ -568,22 +618,46 @@ class Service:
         self.properties = tuple(properties)  # unit properties (systemd-run -p), e.g. User=
 
     def start(self) -> None:
+        if self.c.init == "sysvinit":
+            self._spawn()
+            return
         env = [a for k, v in self.env.items() for a in ("-E", f"{k}={v}")]
         props = [a for p in self.properties for a in ("-p", p)]
         self.c.run(["systemd-run", "--quiet", f"--unit={self.unit}", "-p",
                     f"WorkingDirectory={self.cwd}", "-E", "PYTHONUNBUFFERED=1",
                     "-E", "PYTHONDONTWRITEBYTECODE=1", *props, *env, *self.argv])
 
+    def _spawn(self) -> None:
+        """Under sysvinit: the program in the background (Container.spawn), as User= says."""
+        argv = list(self.argv)
+        for prop in self.properties:
+            key, _, value = prop.partition("=")
+            if key == "User":
+                argv = ["runuser", "-u", value, "--", *argv]
+            elif key != "Group":
+                raise ContainerError(f"unit property {prop} has no sysvinit equivalent here")
+        env = {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", **self.env}
+        self.c.spawn(argv, name=self.unit, cwd=self.cwd, env=env)
+
     def main_pid(self) -> int:
         """The unit's main process id inside the container (0 when it is not running)."""
+        if self.c.init == "sysvinit":
+            return int(self.c.sh(f"p=$(cat /run/e2e/{self.unit}.pid 2>/dev/null); "
+                                 f"[ -n \"$p\" ] && kill -0 $p 2>/dev/null && echo $p || echo 0"
+                                 ).strip())
         return int(self.c.run(["systemctl", "show", "-p", "MainPID", "--value", self.unit])
                    .stdout.strip() or 0)
 
     def is_active(self) -> bool:
+        if self.c.init == "sysvinit":
+            return self.main_pid() != 0
         r = self.c.run(["systemctl", "is-active", self.unit], check=False)
         return r.stdout.strip() == "active"
 
     def journal(self, lines: int = 60) -> str:
+        if self.c.init == "sysvinit":
+            return self.c.run(["tail", "-n", str(lines), f"/run/e2e/{self.unit}.log"],
+                              check=False).stdout
         return self.c.run(["journalctl", "--no-pager", "-o", "cat", "-n", str(lines), "-u",
                            self.unit], check=False).stdout
 
@@ -606,6 +680,12 @@ class Service:
             raise AssertionError(f"{e}\n--- journal of {self.unit} ---\n{self.journal()}") from None
 
     def stop(self) -> None:
+        if self.c.init == "sysvinit":
+            pid = self.main_pid()
+            if pid:
+                self.c.sh(f"kill {pid}; i=0; while kill -0 {pid} 2>/dev/null && [ $i -lt 500 ]; "
+                          f"do sleep 0.01; i=$((i+1)); done; kill -9 {pid} 2>/dev/null; true")
+            return
         self.c.run(["systemctl", "stop", self.unit], check=False)
         self.c.run(["systemctl", "reset-failed", self.unit], check=False)
 

@@ -47,6 +47,7 @@ def test_program_module_unit_and_conffile_are_where_debian_puts_them(
         "/usr/lib/python3/dist-packages/login_exporter/cli.py",
         "/usr/lib/python3/dist-packages/login_exporter/sdlogin/_ffi.py",
         "/lib/systemd/system/login-exporter.service",
+        "/etc/init.d/login-exporter",
         "/etc/default/login-exporter",
         "/usr/share/man/man1/login-exporter.1.gz",
         "/usr/share/doc/login-exporter/copyright",
@@ -55,7 +56,8 @@ def test_program_module_unit_and_conffile_are_where_debian_puts_them(
     # Nothing of a pip or venv install, and no second copy of a dependency.
     assert not [f for f in files if "/usr/local/" in f or "site-packages" in f]
     assert not [f for f in files if re.search(r"dist-packages/(prometheus_client|cffi|yaml)", f)]
-    assert control_file(debian_package, "conffiles").split() == ["/etc/default/login-exporter"]
+    assert sorted(control_file(debian_package, "conffiles").split()) == [
+        "/etc/default/login-exporter", "/etc/init.d/login-exporter"]
 
 
 def test_depends_on_debians_own_python_libraries(debian_package: Path) -> None:
@@ -92,6 +94,28 @@ def test_unit_runs_the_packaged_program_and_is_enabled_and_started(
     assert postinst.index("systemd-sysusers") < postinst.index("deb-systemd-invoke"), postinst
     postrm = control_file(debian_package, "postrm")
     assert "purge" in postrm and "userdel login-exporter" in postrm, postrm
+
+
+def test_init_script_for_hosts_without_systemd(debian_package: Path, tmp_path: Path) -> None:
+    # Where systemd is not PID 1 (elogind hosts) the init script starts the same program as the
+    # same user; where it is, invoke-rc.d leaves the service to the unit.
+    run(["dpkg-deb", "-x", str(debian_package), str(tmp_path)], cwd=tmp_path)
+    script = (tmp_path / "etc/init.d/login-exporter").read_text()
+    assert script == (REPO / "deploy/sysvinit/login-exporter.init").read_text()
+    assert "DAEMON=/usr/bin/login-exporter" in script and "USER=login-exporter" in script
+    assert "--chuid $USER" in script and "$LOGIN_EXPORTER_ARGS" in script
+    postinst = control_file(debian_package, "postinst")
+    assert "update-rc.d login-exporter defaults" in postinst, postinst
+    assert "invoke-rc.d --skip-systemd-native login-exporter" in postinst, postinst
+    # The user exists before the script first starts the service.
+    assert postinst.index("systemd-sysusers") < postinst.index("update-rc.d"), postinst
+    assert "rm -f /var/log/login-exporter.log" in control_file(debian_package, "postrm")
+    # Hosts with elogind's library instead of systemd's may install it, and nothing in it asks
+    # for systemd (apt would replace elogind with it: tests/e2e/test_elogind.py installs it).
+    depends = deb_field(debian_package, "Depends")
+    assert "libsystemd0 | libelogind0" in depends
+    assert "systemd |" not in depends and "sysusers" not in depends, depends
+    assert "useradd --system" in postinst, postinst
 
 
 def test_lintian_reports_no_errors_or_warnings(debian_package: Path) -> None:
