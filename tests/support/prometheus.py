@@ -158,14 +158,8 @@ class Prometheus:
 
     def stop(self) -> None:
         """Stop the server and remove its files."""
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-            self.proc = None
+        _terminate(self.proc)
+        self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> Prometheus:
@@ -244,12 +238,18 @@ class Alertmanager:
 
     def stop(self) -> None:
         """Stop it and remove its files."""
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-            self.proc = None
+        _terminate(self.proc)
+        self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _terminate(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM ``proc`` (if any), SIGKILL after 10 s; wait for it."""
+    if proc is None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
