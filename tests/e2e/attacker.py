@@ -27,13 +27,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
-
-try:
-    import jeepney  # noqa: F401
-except ImportError:  # a root filesystem without python3-jeepney: the wheel from the checkout
-    sys.path.append(str(Path(__file__).resolve().parents[2] / "jeepney-0.9.0-py3-none-any.whl"))
 
 from jeepney.io.blocking import open_dbus_connection
 from jeepney.low_level import Endianness, Header, HeaderFields, Message, MessageType

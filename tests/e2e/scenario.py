@@ -60,6 +60,12 @@ def scrape(port: int, path: str = "/metrics", timeout: float = 5.0) -> Expositio
     return Exposition.parse(r.text)
 
 
+class Unknown(AssertionError):
+    """loginctl does not list an object (yet, or at that moment: its list and its show-* are two
+    calls, and logind may be saving or re-creating the object between them); retried by
+    wait_until."""
+
+
 def wait_until(
     probe: Callable[[], T | None], *, timeout: float, interval: float = 0.05, what: str = ""
 ) -> T:
@@ -71,7 +77,7 @@ def wait_until(
             result = probe()
             if result is not None:
                 return result
-        except (requests.RequestException, ContainerError) as e:
+        except (requests.RequestException, ContainerError, Unknown) as e:
             last_error = e
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what} ({last_error})")
@@ -179,7 +185,7 @@ class Truth:
         for s in self.sessions():
             if s.id == session_id:
                 return s
-        raise AssertionError(f"loginctl does not know session {session_id}")
+        raise Unknown(f"loginctl does not know session {session_id}")
 
     def session_counts(self) -> Counter[tuple[str, ...]]:
         """(seat, remote, type, class, state) -> sessions, as logind_sessions should say."""
@@ -206,7 +212,7 @@ done
         for u in self.users():
             if u.name == name:
                 return u
-        raise AssertionError(f"loginctl does not know user {name}")
+        raise Unknown(f"loginctl does not know user {name}")
 
     def user_file_states(self) -> Counter[str]:
         """Users by the STATE in /run/systemd/users/*: exactly what sd_uid_get_state() reads."""
