@@ -481,9 +481,10 @@ class Container:
 
 
 @contextlib.contextmanager
-def booted(lower: Path | None = None, boot_timeout: float = 60.0) -> Iterator[Container]:
+def booted(lower: Path | None = None, boot_timeout: float = 60.0,
+           binds: Sequence[tuple[Path, str]] = ()) -> Iterator[Container]:
     """A booted container, torn down on exit whatever happens."""
-    c = Container(lower=lower, boot_timeout=boot_timeout)
+    c = Container(lower=lower, boot_timeout=boot_timeout, binds=binds)
     c.boot()
     try:
         yield c

@@ -25,12 +25,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
+from tests.e2e import package
 from tests.e2e.bus_truth import BusTruth, as_user, assert_bus_agrees, session_path
 from tests.e2e.checks import assert_agrees
-from tests.e2e.container import REPO_ROOT, Container, RootfsUnavailable, rootfs
+from tests.e2e.container import REPO_ROOT, Container, RootfsUnavailable, booted, rootfs
 from tests.e2e.scenario import (
+    PORT_BASE,
     Exposition,
     Scene,
     Service,
@@ -38,16 +39,15 @@ from tests.e2e.scenario import (
     scrape,
     wait_until,
 )
-from tests.release.builds import BuildError, build_deb
 
 pytestmark = pytest.mark.e2e
 
 RELEASE = "trixie-elogind"
-INSIDE_PORT = 19806  # Debian 13's python3 and libsystemd 257
-LIBELOGIND_PORT = 19807  # this machine's Python with Debian 12's libelogind 246 alone
-EARLY_PORT = 19808  # an exporter started while elogind is stopped
+INSIDE_PORT = PORT_BASE + 6  # Debian 13's python3 and libsystemd 257
+LIBELOGIND_PORT = PORT_BASE + 7  # this machine's Python with Debian 12's libelogind 246 alone
+EARLY_PORT = PORT_BASE + 8  # an exporter started while elogind is stopped
 VISIBLE = 1.0  # seconds from a change inside to /metrics, with no scrape or signal to help
-PACKAGE_PORT = 19809  # the Debian package's service, started by its init script
+PACKAGE_PORT = PORT_BASE + 9  # the Debian package's service, started by its init script
 LIBELOGIND_INSIDE = "/opt/libelogind"
 PID_FILE = "/run/elogind.pid"
 VERSION_OF = "dpkg-query -W -f '${Version}' "
@@ -78,10 +78,8 @@ def host(libelogind_only: Path) -> Iterator[Container]:
         lower = rootfs(RELEASE)
     except RootfsUnavailable as e:
         pytest.skip(str(e))
-    c = Container(lower=lower, binds=[(libelogind_only, LIBELOGIND_INSIDE)])
     started = time.monotonic()
-    c.boot()
-    try:
+    with booted(lower, binds=[(libelogind_only, LIBELOGIND_INSIDE)]) as c:
         assert c.init == "sysvinit" and c.release == RELEASE
         _say(f"booted {RELEASE} in {time.monotonic() - started:.2f} s: "
              f"{c.sh('loginctl --version | head -1').strip()}, "
@@ -89,8 +87,6 @@ def host(libelogind_only: Path) -> Iterator[Container]:
              f"elogind {c.sh(VERSION_OF + 'elogind')}, "
              f"libsystemd0 {c.sh(VERSION_OF + 'libsystemd0')}")
         yield c
-    finally:
-        c.close()
 
 
 @pytest.fixture(scope="module")
@@ -362,38 +358,11 @@ def test_an_exporter_started_before_elogind(host: Container, scene: Scene,
             _init_script(host, "start")
 
 
-def _answering(port: int) -> bool:
-    try:
-        return requests.get(f"http://127.0.0.1:{port}/-/ready", timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
-
-
 def test_the_debian_package_runs_from_its_init_script(
     host: Container, tmp_path: Path
 ) -> None:
-    try:
-        deb = build_deb(tmp_path)
-    except BuildError as e:
-        pytest.fail(f"the package does not build: {e}")
-    shutil.copy2(deb, host.merged / "var/tmp/login-exporter.deb")  # /tmp inside is a tmpfs
-    # Flags as an admin sets them before installing (kept: --force-confold); a port of ours.
-    host.sh("printf 'LOGIN_EXPORTER_ARGS=\"--web.listen-address=127.0.0.1:%s\"\\n' "
-            f"{PACKAGE_PORT} > /etc/default/login-exporter")
-    if host.run(["apt-get", "update", "-qq"], check=False, timeout=300).returncode != 0:
-        pytest.skip("the Debian mirror is unreachable: the package's dependencies cannot come")
-    started = time.monotonic()
-    install = host.run(["sh", "-c", "DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
-                        "--no-install-recommends -o Dpkg::Options::=--force-confold "
-                        "/var/tmp/login-exporter.deb"], check=False, timeout=600)
-    assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
-    _say(f"apt-get install of the .deb: {time.monotonic() - started:.1f} s")
-    # Nothing pulled systemd in, nor pushed elogind out.
-    assert "REMOVED" not in install.stdout, install.stdout
-    assert host.run(["dpkg-query", "-W", "-f", "${Status}", "elogind"]).stdout.endswith(
-        "installed")
-    assert host.run(["test", "-e", "/usr/lib/systemd/systemd"], check=False).returncode != 0
-    wait_until(lambda: _answering(PACKAGE_PORT) or None, timeout=20,
+    _say(f"apt-get install of the .deb: {package.install(host, tmp_path, PACKAGE_PORT):.1f} s")
+    wait_until(lambda: package.answering(PACKAGE_PORT) or None, timeout=20,
                what="the packaged service started by its init script")
     pid = host.sh("cat /run/login-exporter.pid").strip()
     assert host.sh(f"ps -o user= -p {pid}").strip() == "login-exporter"
@@ -403,17 +372,12 @@ def test_the_debian_package_runs_from_its_init_script(
     assert host.run(["/etc/init.d/login-exporter", "status"], check=False).returncode == 0
 
     host.run(["/etc/init.d/login-exporter", "restart"])
-    wait_until(lambda: _answering(PACKAGE_PORT) or None, timeout=20, what="after restart")
+    wait_until(lambda: package.answering(PACKAGE_PORT) or None, timeout=20, what="after restart")
     assert host.sh("cat /run/login-exporter.pid").strip() != pid
 
     host.run(["/etc/init.d/login-exporter", "stop"])
-    assert not _answering(PACKAGE_PORT)
+    assert not package.answering(PACKAGE_PORT)
     assert host.run(["/etc/init.d/login-exporter", "status"], check=False).returncode != 0
 
-    host.run(["sh", "-c", "DEBIAN_FRONTEND=noninteractive apt-get purge -y -q login-exporter"],
-             timeout=300)
-    leftovers = host.sh("getent passwd login-exporter; pgrep -u login-exporter; "
-                        "ls /etc/init.d/login-exporter /var/log/login-exporter.log "
-                        "/run/login-exporter.pid /etc/default/login-exporter 2>/dev/null; "
-                        "ls /etc/rc2.d | grep login-exporter; true", check=False).strip()
+    leftovers = package.purge(host)
     assert leftovers == "", leftovers
