@@ -50,15 +50,17 @@ class ExporterUnavailable(RuntimeError):
     """The exporter cannot run here (not written yet, or it fails to start)."""
 
 
-def availability() -> str | None:
-    """None when `python3 -m login_exporter --version` works, else the reason it does not."""
+def availability(python: str = sys.executable) -> str | None:
+    """None when `PYTHON -m login_exporter --version` works, else the reason it does not."""
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "login_exporter", "--version"],
+            [python, "-m", "login_exporter", "--version"],
             capture_output=True, text=True, timeout=30, cwd=REPO,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
         return "login_exporter --version hangs"
+    except OSError as exc:  # no such interpreter
+        return f"{python}: {exc.strerror}"
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["exit " + str(done.returncode)])[-1]
         return f"exporter not runnable: {last[:80]}"
@@ -69,8 +71,9 @@ class Exporter:
     """One exporter process with the exporter's own defaults. Use as a context manager; it is
     stopped (SIGTERM) on exit."""
 
-    def __init__(self, *flags: str) -> None:
+    def __init__(self, *flags: str, python: str = sys.executable) -> None:
         self.flags = list(flags)
+        self.python = python
         self.port = free_port()
         self.ready_s: float | None = None
         self._running: support.Exporter | None = None
@@ -84,7 +87,7 @@ class Exporter:
         try:
             self._running = support.start_exporter(
                 *self.flags, port=self.port, ready_path="/-/ready", timeout=timeout,
-                debounce=None, poll=0.002,
+                debounce=None, poll=0.002, python=self.python,
             )  # fmt: skip
         except AssertionError as exc:
             raise ExporterUnavailable(str(exc)[-400:]) from None

@@ -19,6 +19,7 @@ from types import FrameType
 
 from prometheus_client.core import Metric
 
+from login_exporter import heap
 from login_exporter.bus import LogindBus
 from login_exporter.bus.view import Presence
 from login_exporter.collector import LogindCollector, Totals
@@ -130,6 +131,8 @@ class Agent:
         self.snapshot = snapshot
         totals.refresh_duration.observe(time.perf_counter() - started)
         self.publish()
+        if changes.everything:
+            heap.trim()  # what a full read freed stays resident otherwise (heap.py)
         log.debug(
             "refreshed",
             extra={

@@ -1,7 +1,7 @@
 """cffi declarations parsed at build time instead of at every start.
 
 ``FFI().cdef(...)`` runs pycparser over the declarations: about 40 ms and 4 MB of resident memory
-for this package's two, paid at every start. cffi's out-of-line ABI mode does that parse once and
+for this package's, paid at every start. cffi's out-of-line ABI mode does that parse once and
 writes a plain Python module (no compiler, no C file) holding the parsed types; importing it
 needs only ``_cffi_backend``. ``python3 -m login_exporter.ffibuild`` writes those modules
 (``login_exporter/_ffi_<name>.py``), each with the text of the declarations it came from;
@@ -64,10 +64,10 @@ def source(name: str, cdef: str) -> str:
 
 def declarations() -> dict[str, str]:
     """Return every cdef of this package by name."""
-    from login_exporter import inotify
+    from login_exporter import heap, inotify
     from login_exporter.sdlogin import plumbing as sdlogin_plumbing
 
-    return {"sdlogin": sdlogin_plumbing.CDEF, "libc": inotify.CDEF}
+    return {"sdlogin": sdlogin_plumbing.CDEF, "libc": inotify.CDEF, "heap": heap.CDEF}
 
 
 def main() -> int:

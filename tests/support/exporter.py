@@ -167,12 +167,14 @@ def start_exporter(
     debounce: str | None = "10ms",
     poll: float = 0.02,
     run_systemd: Path | None = None,
+    python: str = sys.executable,
 ) -> Exporter:
     """Start the exporter on 127.0.0.1:port with ``args`` and wait until ready_path answers.
 
     ``debounce`` None leaves the exporter's default; ``poll`` is the readiness probe's interval.
     ``run_systemd``: a directory (outside /run/systemd) the exporter sees as /run/systemd, in a
     mount namespace of its own nested in the caller's, so several exporters read several trees.
+    ``python``: the interpreter that runs it (default: the caller's).
     Raises AssertionError with its stderr when it exits or never answers, RuntimeError outside
     a private mount namespace (the exporter would read the host's /run/systemd).
     """
@@ -180,7 +182,7 @@ def start_exporter(
         raise RuntimeError("start_exporter needs the private /run/systemd: use the logind fixture")
     port = port or free_port()
     command: Sequence[str] = [
-        sys.executable, "-m", "login_exporter", f"--web.listen-address=127.0.0.1:{port}",
+        python, "-m", "login_exporter", f"--web.listen-address=127.0.0.1:{port}",
         *([f"--refresh.debounce={debounce}"] if debounce is not None else []), *args,
     ]  # fmt: skip
     if run_systemd is not None:
