@@ -56,13 +56,15 @@ def build() -> Path:
     return BINARY
 
 
-def run(passes: int) -> FloorResult:
-    """Run the floor over the current /run/systemd for ``passes`` timed passes.
+def run(passes: int, *, default_calls: bool = False) -> FloorResult:
+    """Run the floor over the current /run/systemd for ``passes`` timed passes (with
+    ``default_calls``, per session only the calls the exporter's default flags need).
 
     Raises FloorUnavailable when it cannot be built, RuntimeError when it fails.
     """
     binary = build()
-    done = subprocess.run([str(binary), str(passes)], capture_output=True, text=True, timeout=600)
+    argv = [str(binary), str(passes), *(["default"] if default_calls else [])]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         raise RuntimeError(f"sdlogin_floor failed: {done.stderr.strip()}")
     fields = dict(item.split("=", 1) for item in done.stdout.split())

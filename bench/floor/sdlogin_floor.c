@@ -10,15 +10,21 @@
  * reading) are counted, not fatal. Prints one line of key=value pairs:
  *   sessions=N seats=N uids=N machines=N passes=R mean_ns=... min_ns=... errors=...
  *
- * Usage: sdlogin_floor [PASSES]   (default 20; one warm-up pass is not counted)
+ * With "default" after PASSES, per session only seat, type, class, state and remote: the calls
+ * the exporter's default flags need (uid, service and active feed only --collector.session-info).
+ *
+ * Usage: sdlogin_floor [PASSES [default]]   (default 20; one warm-up pass is not counted)
  * Build: gcc -O2 -o sdlogin_floor sdlogin_floor.c $(pkg-config --cflags --libs libsystemd)
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <systemd/sd-login.h>
 #include <time.h>
 #include <unistd.h>
+
+static int details = 1; /* 0: the default flags' calls only */
 
 struct counts {
     int sessions, seats, uids, machines;
@@ -72,14 +78,17 @@ static void one_pass(struct counts *c) {
         const char *id = sessions[i];
         uid_t uid;
         char *s = NULL;
-        take_int(c, sd_session_get_uid(id, &uid));
+        if (details)
+            take_int(c, sd_session_get_uid(id, &uid));
         int r = sd_session_get_seat(id, &s); /* seatless sessions: -ENODATA, not an error */
         take_str(c, r == -ENODATA ? 0 : r, s);
         s = NULL; take_str(c, sd_session_get_type(id, &s), s);
         s = NULL; take_str(c, sd_session_get_class(id, &s), s);
         s = NULL; take_str(c, sd_session_get_state(id, &s), s);
-        s = NULL; take_str(c, sd_session_get_service(id, &s), s);
-        take_int(c, sd_session_is_active(id));
+        if (details) {
+            s = NULL; take_str(c, sd_session_get_service(id, &s), s);
+            take_int(c, sd_session_is_active(id));
+        }
         take_int(c, sd_session_is_remote(id));
     }
     for (int i = 0; i < nseat; i++) {
@@ -123,10 +132,11 @@ int main(int argc, char **argv) {
     struct counts c = {0};
     long long total = 0, best = -1;
 
-    if (passes < 1) {
-        fprintf(stderr, "usage: %s [PASSES>=1]\n", argv[0]);
+    if (passes < 1 || (argc > 2 && strcmp(argv[2], "default") != 0)) {
+        fprintf(stderr, "usage: %s [PASSES>=1 [default]]\n", argv[0]);
         return 2;
     }
+    details = argc <= 2;
     one_pass(&c); /* warm-up: page cache, dentries, lazy binding */
     c.errors = 0;
     for (int i = 0; i < passes; i++) {
