@@ -4,8 +4,9 @@ node_exporter inside it, a real Prometheus on the host scraping them.
 Ports (127.0.0.1), from scenario.PORT_BASE (19800 unless $LOGIN_EXPORTER_E2E_PORT_BASE says
 otherwise): +0 exporter, +1 node_exporter, +2 Prometheus, +3-+9 spare (+4: this machine's
 exporter, +5: the exporter under attack in test_bus_attacker.py, +6-+9: test_elogind.py's
-exporters on its own booted elogind); +10-+11 test_openrc.py's; +20-+22 test_seats.py's own
-container; +60-+66 test_alerts.py's (exporter, Prometheus, Alertmanager, webhook; its fixtures').
+exporters on its own booted elogind); +10-+12 test_service_managers.py's; +20-+22
+test_seats.py's own container; +60-+66 test_alerts.py's (exporter, Prometheus, Alertmanager,
+webhook; its fixtures').
 None of these tests may use the ``logind`` fixture: the container has its own /run.
 """
 

@@ -1,11 +1,19 @@
-"""OpenRC on an elogind host: Debian 13 whose init runs OpenRC's runlevels, elogind as logind,
-no systemd (``.ci/rootfs trixie-openrc``), as on Devuan, Gentoo or Alpine.
+"""OpenRC and runit on an elogind host: Debian 13 whose init runs OpenRC's runlevels, elogind as
+logind, no systemd, runit's tools beside OpenRC (``.ci/rootfs trixie-openrc``), as on Devuan,
+Gentoo, Alpine or Void.
 
-First the Debian package: installed by apt, its LSB init script started by OpenRC. Then
+OpenRC: first the Debian package, installed by apt, its LSB init script started by OpenRC; then
 ``deploy/openrc/login-exporter`` installed over it the way its header says (an Alpine or Gentoo
 admin's steps): started under supervise-daemon as the unprivileged user, a SIGHUP by
-``rc-service ... reload``, a killed exporter respawned, restarted, stopped; then the purge
-leaves nothing. Every step is checked on /metrics against elogind's loginctl.
+``rc-service ... reload``, a killed exporter respawned, restarted, stopped; the purge leaves
+nothing.
+
+runit: ``deploy/runit/login-exporter`` under runsvdir, where the bus and elogind are not runit
+services (OpenRC runs them): linked into the service directory as its header says, run by
+runsv as the package's user with svlogd logging, ``sv hup`` (a resync), a killed exporter
+respawned, ``sv restart``, ``sv down``.
+
+Every step is checked on /metrics against elogind's loginctl.
 """
 
 from __future__ import annotations
@@ -26,12 +34,13 @@ pytestmark = pytest.mark.e2e
 RELEASE = "trixie-openrc"
 PACKAGE_PORT = PORT_BASE + 10  # the package's LSB script, run by OpenRC
 SERVICE_PORT = PORT_BASE + 11  # deploy/openrc/login-exporter under supervise-daemon
+RUNIT_PORT = PORT_BASE + 12  # deploy/runit/login-exporter under runsv
 SERVICE = "login-exporter"
 INFO = "--collector.session-info"
 
 
 def _say(line: str) -> None:
-    print(f"\n[openrc e2e] {line}", flush=True)
+    print(f"\n[openrc and runit e2e] {line}", flush=True)
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +52,10 @@ def host() -> Iterator[Container]:
     started = time.monotonic()
     with booted(lower) as c:
         assert c.init == "sysvinit" and c.release == RELEASE
+        versions = c.sh("openrc --version; loginctl --version | head -1; "
+                        "dpkg-query -W -f 'runit ${Version}\\n' runit")
         _say(f"booted {RELEASE} in {time.monotonic() - started:.2f} s: "
-             f"{c.sh('openrc --version').strip()}, {c.sh('loginctl --version | head -1').strip()}")
+             + ", ".join(versions.strip().splitlines()))
         yield c
 
 
@@ -73,7 +84,26 @@ def _new_exporter(host: Container, port: int, old: str, what: str) -> str:
     return wait_until(probe, timeout=30, what=what)
 
 
-def test_the_package_and_the_openrc_service_file(
+def _reload_then_kill(host: Container, scene: Scene, port: int, pid: str,
+                      reload: list[str]) -> str:
+    """``reload`` must send SIGHUP: a full re-read (counted as a resync) by the same process.
+    Then a ``kill -9`` must be respawned by the supervisor. Returns the new exporter's pid."""
+    resyncs = assert_agrees(scene, port).value("logind_exporter_refreshes_total",
+                                               reason="resync")
+    host.run(reload)
+    wait_until(lambda: scrape(port).value("logind_exporter_refreshes_total",
+                                          reason="resync") == resyncs + 1 or None,
+               timeout=10, what=f"a resync after {' '.join(reload)}")
+    assert _exporter_pid(host) == pid
+    killed = time.monotonic()
+    host.run(["kill", "-KILL", pid])
+    pid = _new_exporter(host, port, pid, "the exporter respawned after kill -9")
+    _say(f"kill -9 -> respawned and answering: {time.monotonic() - killed:.2f} s")
+    assert_agrees(scene, port)
+    return pid
+
+
+def test_openrc_runs_the_package_and_the_openrc_service_file(
     host: Container, scene: Scene, tmp_path: Path
 ) -> None:
     # (logind_session_info on: assert_agrees compares every session's labels with loginctl.)
@@ -114,20 +144,8 @@ def test_the_package_and_the_openrc_service_file(
     exp = assert_agrees(scene, SERVICE_PORT)
     assert exp.value("logind_exporter_liveness_rule", rule="pidfile") == 1
 
-    # reload: SIGHUP, a full re-read (counted as a resync), the same process.
-    resyncs = exp.value("logind_exporter_refreshes_total", reason="resync")
-    host.run(["rc-service", SERVICE, "reload"])
-    wait_until(lambda: scrape(SERVICE_PORT).value("logind_exporter_refreshes_total",
-                                                  reason="resync") == resyncs + 1 or None,
-               timeout=10, what="a resync after rc-service reload")
-    assert _exporter_pid(host) == pid
-
-    # A killed exporter is started again by supervise-daemon (respawn_delay=2).
-    killed = time.monotonic()
-    host.run(["kill", "-KILL", pid])
-    pid = _new_exporter(host, SERVICE_PORT, pid, "the exporter respawned after kill -9")
-    _say(f"kill -9 -> respawned and answering: {time.monotonic() - killed:.2f} s")
-    assert_agrees(scene, SERVICE_PORT)
+    # (supervise-daemon respawns after respawn_delay=2)
+    pid = _reload_then_kill(host, scene, SERVICE_PORT, pid, ["rc-service", SERVICE, "reload"])
 
     host.run(["rc-service", SERVICE, "restart"])
     pid = _new_exporter(host, SERVICE_PORT, pid, "the exporter after rc-service restart")
@@ -147,3 +165,57 @@ def test_the_package_and_the_openrc_service_file(
     host.run(["rm", "-f", "/etc/conf.d/login-exporter"])
     leftovers = package.purge(host)
     assert leftovers == "", leftovers
+
+
+def test_runit_supervises_the_runit_service_file(
+    host: Container, scene: Scene, tmp_path: Path
+) -> None:
+    # The program and its user from the package; its OpenRC service off (runit runs it here).
+    package.install(host, tmp_path, PACKAGE_PORT, INFO)
+    wait_until(lambda: package.answering(PACKAGE_PORT) or None, timeout=20,
+               what="the packaged service")
+    host.run(["rc-service", SERVICE, "stop"])
+    host.run(["rc-update", "del", SERVICE, "default"], check=False)
+    assert _exporter_pid(host) == ""
+
+    # As the service directory's header says (Void's /var/service is Debian's /etc/service).
+    service = host.merged / "etc/sv/login-exporter"
+    for name in ("run", "log/run"):
+        (service / name).parent.mkdir(parents=True, exist_ok=True)
+        (service / name).write_text((REPO_ROOT / "deploy/runit/login-exporter" / name).read_text())
+        (service / name).chmod(0o755)
+    (service / "conf").write_text(
+        f'LOGIN_EXPORTER_ARGS="--web.listen-address=127.0.0.1:{RUNIT_PORT} {INFO}"\n')
+    runsvdir = host.spawn(["runsvdir", "-P", "/etc/service"], name="runsvdir")
+    started = time.monotonic()
+    host.run(["ln", "-s", "/etc/sv/login-exporter", "/etc/service/"])
+    try:
+        pid = _new_exporter(host, RUNIT_PORT, "", "the exporter under runsv")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n" + host.sh("sv status login-exporter; "
+                                                "tail -5 /var/log/login-exporter/current",
+                                                check=False)) from None
+    _say(f"linked -> answering: {time.monotonic() - started:.2f} s (pid {pid})")
+    assert host.sh(f"ps -o user= -p {pid}").strip() == SERVICE
+    parent = host.sh(f"ps -o ppid= -p {pid}").strip()
+    assert host.sh(f"ps -o args= -p {parent}").split()[0] == "runsv"
+    assert host.sh("sv status login-exporter").startswith("run: login-exporter")
+    user = scene.add_user("rn")
+    sid = scene.su_session(user)
+    pid = _reload_then_kill(host, scene, RUNIT_PORT, pid, ["sv", "hup", "login-exporter"])
+    host.run(["sv", "restart", "login-exporter"])
+    pid = _new_exporter(host, RUNIT_PORT, pid, "the exporter after sv restart")
+    scene.stop_scope(sid)
+    wait_until(lambda: all(s.id != sid or s.state == "closing" for s in scene.truth.sessions())
+               or None, timeout=10, what=f"session {sid} ended")
+    assert_agrees(scene, RUNIT_PORT)
+    # svlogd keeps what the exporter logged, with timestamps.
+    assert "msg=" in host.sh("cat /var/log/login-exporter/current")
+
+    host.run(["sv", "down", "login-exporter"])
+    wait_until(lambda: (not package.answering(RUNIT_PORT) and _exporter_pid(host) == "") or None,
+               timeout=10, what="the exporter stopped and gone after sv down")
+    host.run(["rm", "/etc/service/login-exporter"])
+    host.run(["kill", str(runsvdir)])
+    host.run(["rm", "-rf", "/etc/sv/login-exporter", "/var/log/login-exporter"])
+    assert package.purge(host) == ""
