@@ -70,8 +70,7 @@ def _status(host: Container) -> int:
 
 def _exporter_pid(host: Container) -> str:
     """The pid of the one exporter process of the service user ("" when none)."""
-    pids = host.sh(f"pgrep -u {SERVICE} -f login_exporter || pgrep -u {SERVICE} || true",
-                   check=False).split()
+    pids = host.sh(f"pgrep -u {SERVICE} || true", check=False).split()
     assert len(pids) <= 1, f"more than one exporter runs: {pids}"
     return pids[0] if pids else ""
 
@@ -82,6 +81,14 @@ def _new_exporter(host: Container, port: int, old: str, what: str) -> str:
         pid = _exporter_pid(host)
         return pid if pid and pid != old and package.answering(port) else None
     return wait_until(probe, timeout=30, what=what)
+
+
+def _log_out(scene: Scene, sid: str) -> None:
+    """End the session; wait until elogind drops it, or leaves it "closing" as elogind 255 may
+    (the exporter must then say what elogind says)."""
+    scene.stop_scope(sid)
+    wait_until(lambda: all(s.id != sid or s.state == "closing" for s in scene.truth.sessions())
+               or None, timeout=10, what=f"session {sid} ended")
 
 
 def _reload_then_kill(host: Container, scene: Scene, port: int, pid: str,
@@ -149,10 +156,7 @@ def test_openrc_runs_the_package_and_the_openrc_service_file(
 
     host.run(["rc-service", SERVICE, "restart"])
     pid = _new_exporter(host, SERVICE_PORT, pid, "the exporter after rc-service restart")
-    scene.stop_scope(sid)
-    # Gone, or left "closing" as elogind 255 may leave it: the exporter says what elogind says.
-    wait_until(lambda: all(s.id != sid or s.state == "closing" for s in scene.truth.sessions())
-               or None, timeout=10, what=f"session {sid} ended")
+    _log_out(scene, sid)
     assert_agrees(scene, SERVICE_PORT)
 
     host.run(["rc-service", SERVICE, "stop"])
@@ -205,9 +209,7 @@ def test_runit_supervises_the_runit_service_file(
     pid = _reload_then_kill(host, scene, RUNIT_PORT, pid, ["sv", "hup", "login-exporter"])
     host.run(["sv", "restart", "login-exporter"])
     pid = _new_exporter(host, RUNIT_PORT, pid, "the exporter after sv restart")
-    scene.stop_scope(sid)
-    wait_until(lambda: all(s.id != sid or s.state == "closing" for s in scene.truth.sessions())
-               or None, timeout=10, what=f"session {sid} ended")
+    _log_out(scene, sid)
     assert_agrees(scene, RUNIT_PORT)
     # svlogd keeps what the exporter logged, with timestamps.
     assert "msg=" in host.sh("cat /var/log/login-exporter/current")
