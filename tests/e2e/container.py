@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -453,6 +454,36 @@ class Container:
                 f"{' '.join(cmd)} -> {r.returncode}\nstdout: {r.stdout}\nstderr: {r.stderr}"
             )
         return r
+
+    def systemctl(self, verb: str, unit: str, *, timeout: float = 200.0) -> float:
+        """``systemctl VERB UNIT`` inside (its start limit reset first: tests restart units more
+        often than the limit's 5 starts in 10 s allow), waiting for the job to finish.
+
+        Returns the seconds the job took. Raises ContainerError when systemctl fails, and when
+        the job is not done within ``timeout``, with the unit's status and journal. How long a
+        job may take is the unit's business (a restart may wait for TimeoutStopSec, then
+        TimeoutStartSec: 90 s each by default), so ``timeout`` is long, and a job slower than
+        10 s is reported as a warning with the same detail.
+        """
+        self.run(["systemctl", "reset-failed", unit], check=False)
+        start = time.monotonic()
+        try:
+            self.run(["systemctl", verb, unit], timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ContainerError(f"systemctl {verb} {unit}: not done after {timeout:.0f} s\n"
+                                 + self._unit_report(unit)) from None
+        took = time.monotonic() - start
+        if took > 10:
+            warnings.warn(f"systemctl {verb} {unit} took {took:.1f} s\n"
+                          + self._unit_report(unit), stacklevel=2)
+        return took
+
+    def _unit_report(self, unit: str) -> str:
+        status = self.run(["systemctl", "status", "--no-pager", "-n", "0", unit],
+                          check=False).stdout
+        journal = self.run(["journalctl", "--no-pager", "-o", "short-monotonic", "-n", "60"],
+                           check=False).stdout
+        return f"--- systemctl status {unit} ---\n{status}\n--- journal ---\n{journal}"
 
     def sh(self, script: str, *, check: bool = True, timeout: float = 30.0) -> str:
         """Run a shell script inside; return its stdout."""

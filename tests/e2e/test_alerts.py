@@ -678,7 +678,6 @@ def _stop_orphaned_scopes(c: Container, alive: set[str]) -> None:
 
 
 def _systemctl(c: Container, verb: str) -> float:
-    """``systemctl VERB systemd-logind`` (its start limit reset first: this test starts it
-    more often than 5 times in 10 s); returns time.time() when it began."""
-    c.run(["systemctl", "reset-failed", "systemd-logind"], check=False)
-    return act(lambda: c.run(["systemctl", verb, "systemd-logind"]))
+    """``systemctl VERB systemd-logind`` (Container.systemctl); returns time.time() when it
+    began."""
+    return act(lambda: c.systemctl(verb, "systemd-logind"))

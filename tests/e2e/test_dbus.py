@@ -212,7 +212,7 @@ def test_logind_restart(container: Container, scene: Scene, truth: BusTruth,
     user, path = desk
     as_user(container, user, path, "SetLockedHint", True)
     assert_bus_agrees(truth, EXPORTER_PORT, since=time.monotonic())
-    container.run(["systemctl", "restart", "systemd-logind"])
+    container.systemctl("restart", "systemd-logind")
     wait_until(lambda: _logind_answers(container), timeout=10, what="logind back on the bus")
     assert_bus_agrees(truth, EXPORTER_PORT, since=time.monotonic())
     # Signals of the new logind reach the exporter.

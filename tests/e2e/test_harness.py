@@ -146,6 +146,22 @@ def container_hints(scene: Scene, session_id: str) -> tuple[str, str]:
 
 
 
+def test_a_unit_job_that_hangs_fails_with_the_units_status_and_journal(
+        container: Container) -> None:
+    """Container.systemctl gives up after its timeout and says what the unit was doing."""
+    unit = unique("e2e-hang-")
+    container.run(["systemd-run", f"--unit={unit}", "-p", "TimeoutStopSec=60", "--",
+                   "sh", "-c", "trap '' TERM; while :; do sleep 1; done"])
+    try:
+        with pytest.raises(ContainerError, match="not done after 2 s") as e:
+            container.systemctl("stop", unit, timeout=2)
+        assert f"systemctl status {unit}" in str(e.value)
+        assert "deactivating" in str(e.value)
+        assert "--- journal ---" in str(e.value)
+    finally:
+        container.run(["systemctl", "kill", "-s", "KILL", unit], check=False)
+
+
 def test_restart_logind_any_number_of_times_in_a_row(scene: Scene) -> None:
     """More restarts than systemd-logind.service's start limit (5 in 10 s) all go through."""
     for _ in range(7):

@@ -44,7 +44,7 @@ def _visible(what: str, probe_value: str, want: float, started: float) -> Exposi
 
 def _systemctl(container: Container, verb: str) -> float:
     """Run ``systemctl VERB systemd-logind`` inside; return when it returned (monotonic)."""
-    container.run(["systemctl", verb, "systemd-logind"])
+    container.systemctl(verb, "systemd-logind")
     return time.monotonic()
 
 
