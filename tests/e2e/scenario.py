@@ -571,7 +571,7 @@ class Scene:
         if self.c.init == "sysvinit":
             self.c.sh(_SYSV_LOGOUT.replace("SESSION", session_id))
             return
-        self.c.run(["systemctl", "stop", f"session-{session_id}.scope"])
+        self.c.systemctl("stop", f"session-{session_id}.scope")
 
     def wait_session_gone(self, session_id: str, timeout: float = 10.0) -> float:
         """Wait inside the container until the session's state file is gone.

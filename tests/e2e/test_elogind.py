@@ -220,21 +220,24 @@ def _init_script(host: Container, verb: str) -> float:
     return time.monotonic()
 
 
-def _start_until_running(host: Container, attempts: int = 3) -> float:
-    """``/etc/init.d/elogind start`` until elogind runs; returns time.monotonic() when the start
-    that worked returned. (After a SIGKILL, elogind 255 started with -D sometimes exits before
-    writing its pid file, seen here about one time in five, and once after a plain stop in
-    CI: the exporter then rightly says 0.)"""
-    for attempt in range(1, attempts + 1):
-        done = _init_script(host, "start")
-        with contextlib.suppress(AssertionError):
-            wait_until(lambda: host.run(["/etc/init.d/elogind", "status"], check=False)
-                       .returncode == 0 or None, timeout=3, interval=0.05,
-                       what="elogind running")
-            if attempt > 1:
-                _say(f"elogind started at attempt {attempt}")
-            return done
-    raise AssertionError(f"elogind did not start in {attempts} attempts")
+def _wait_elogind_gone(host: Container) -> None:
+    """Wait until no elogind process is left (it names itself elogind-daemon); raises
+    AssertionError after 10 s."""
+    wait_until(lambda: host.run(["pgrep", "-x", "elogind-daemon"], check=False).returncode == 1
+               or None, timeout=10, what="the elogind stopped before gone")
+
+
+def _start_elogind(host: Container) -> float:
+    """``/etc/init.d/elogind start`` once the elogind stopped or killed before is gone; returns
+    time.monotonic() when the script returned.
+
+    The script's stop signals elogind and returns without waiting for it (no ``--retry``), and
+    a killed one lingers until init reaps it: a start meanwhile finds the old pid alive, does
+    nothing (``--oknodo``), and no elogind runs after. Measured on this container: 20 of 20
+    stop-then-start and 10 of 10 kill-then-start left none running; 0 of 30 with the wait.
+    """
+    _wait_elogind_gone(host)
+    return _init_script(host, "start")
 
 
 def _visible(ports: list[int], what: str, name: str, want: float, since: float) -> None:
@@ -268,7 +271,7 @@ def test_restart_stop_start_and_a_killed_elogind(
         for port in ports:
             assert scrape(port).value("logind_restarts_total") == restarts + 1
     finally:
-        done = _start_until_running(host)  # a plain start hits elogind 255's early exit too
+        done = _start_elogind(host)
     _visible(ports, "/etc/init.d/elogind start", "logind_up", 1, done)
     _visible(ports, "/etc/init.d/elogind start", "logind_restarts_total", restarts + 2, done)
     agree_within(scene, ports, "after stop and start")
@@ -276,7 +279,7 @@ def test_restart_stop_start_and_a_killed_elogind(
     # SIGKILL leaves the pid file behind: the pidfd still sees it go.
     host.sh(f"kill -9 $(cat {PID_FILE})")
     _visible(ports, "kill -9 elogind", "logind_up", 0, time.monotonic())
-    done = _start_until_running(host)
+    done = _start_elogind(host)
     _visible(ports, "start over a stale pid file", "logind_up", 1, done)
     _visible(ports, "start over a stale pid file", "logind_restarts_total", restarts + 3, done)
     agree_within(scene, ports, "after the kill and start")
@@ -340,6 +343,7 @@ def test_reused_session_ids_are_counted_as_new_sessions(
 def test_an_exporter_started_before_elogind(host: Container, scene: Scene,
                                             ports: list[int]) -> None:
     _init_script(host, "stop")
+    _wait_elogind_gone(host)
     early = exporter_service(host, EARLY_PORT, "--refresh.resync-interval=0")
     try:
         early.start()
@@ -347,7 +351,7 @@ def test_an_exporter_started_before_elogind(host: Container, scene: Scene,
         exp = scrape(EARLY_PORT)
         assert exp.value("logind_up") == 0  # no bus owner
         assert exp.value("logind_exporter_liveness_rule", rule="files") == 1  # waiting
-        done = _init_script(host, "start")
+        done = _start_elogind(host)
         _visible([EARLY_PORT], "elogind started after the exporter", "logind_up", 1, done)
         exp = scrape(EARLY_PORT)
         assert exp.value("logind_exporter_liveness_rule", rule="pidfile") == 1
@@ -356,7 +360,7 @@ def test_an_exporter_started_before_elogind(host: Container, scene: Scene,
     finally:
         early.stop()
         if host.run(["test", "-e", PID_FILE], check=False).returncode != 0:
-            _init_script(host, "start")
+            _start_elogind(host)
 
 
 def test_the_debian_package_runs_from_its_init_script(
