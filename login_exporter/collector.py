@@ -15,12 +15,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from prometheus_client.core import HistogramMetricFamily, Metric
+from prometheus_client.core import Metric
 
 from login_exporter import __version__
 from login_exporter.exposition import Exposition
-from login_exporter.families import Sticky, counter, gauge
+from login_exporter.families import Sticky, counter, gauge, histogram
 from login_exporter.liveness import FILES_RULE, RULES, Status
+from login_exporter.specs import SPECS
 from login_exporter.state import Difference, Seat, Session, Snapshot
 
 _LABEL_VALUE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
@@ -120,35 +121,21 @@ class Totals:
             self.machine_stops[label_value(machine.klass)] += 1
 
 
-# One gauge per seat, labelled by seat: name -> (HELP, value from the seat, the live sessions
-# per seat and every session). Tests take the list of seat families from here.
+# One gauge per seat, labelled by seat (HELP in SPECS): name -> its value from the seat, the
+# live sessions per seat and every session. Tests take the list of seat families from here.
 SeatValue = Callable[[Seat, Mapping[str, int], Mapping[str, Session]], float]
-SEAT_FAMILIES: dict[str, tuple[str, SeatValue]] = {
-    "logind_seat_present": (
-        "1 while the seat exists, 0 after it has gone.",
-        lambda seat, live, sessions: 1.0),
-    "logind_seat_sessions": (
-        "Sessions attached to the seat.",
-        lambda seat, live, sessions: float(live.get(seat.name, 0))),
-    "logind_seat_active_session": (
-        "1 if the seat has an active (foreground) session.",
-        lambda seat, live, sessions: float(seat.active_session in sessions)),
-    "logind_seat_can_graphical": (
-        "1 if the seat can show graphics.",
-        lambda seat, live, sessions: float(seat.can_graphical)),
-    "logind_seat_can_tty": (
-        "1 if the seat has text consoles (sd_seat_can_tty).",
-        lambda seat, live, sessions: float(seat.can_tty)),
-    "logind_seat_can_multi_session": (
-        "1 if the seat can hold several sessions (sd_seat_can_multi_session).",
-        lambda seat, live, sessions: float(seat.can_multi_session)),
+SEAT_FAMILIES: dict[str, SeatValue] = {
+    "logind_seat_present": lambda seat, live, sessions: 1.0,
+    "logind_seat_sessions": lambda seat, live, sessions: float(live.get(seat.name, 0)),
+    "logind_seat_active_session":
+        lambda seat, live, sessions: float(seat.active_session in sessions),
+    "logind_seat_can_graphical": lambda seat, live, sessions: float(seat.can_graphical),
+    "logind_seat_can_tty": lambda seat, live, sessions: float(seat.can_tty),
+    "logind_seat_can_multi_session":
+        lambda seat, live, sessions: float(seat.can_multi_session),
 }  # fmt: skip
 
 
-SESSION_INFO_LABELS = (
-    "session", "uid", "user", "seat", "type", "class", "state", "remote", "remote_host",
-    "service", "tty", "desktop",
-)  # fmt: skip
 
 
 def _escape(value: str) -> str:
@@ -161,9 +148,9 @@ class _SessionInfo:
     lines read the same in the text format and in OpenMetrics."""
 
     HEADER = (
-        b"# HELP logind_session_info 1 per session with identifying labels (opt-in: "
-        b"--collector.session-info).\n# TYPE logind_session_info gauge\n"
-    )
+        f"# HELP logind_session_info {SPECS['logind_session_info'].help}\n"
+        "# TYPE logind_session_info gauge\n"
+    ).encode()
 
     def __init__(self) -> None:
         self._lines: dict[str, tuple[Session, bytes]] = {}
@@ -206,7 +193,7 @@ class _SessionInfo:
             label_value(s.state), _flag(s.remote), s.remote_host or "", s.service or "",
             s.tty or "", s.desktop or "",
         )  # fmt: skip
-        pairs = zip(SESSION_INFO_LABELS, values, strict=True)
+        pairs = zip(SPECS["logind_session_info"].labels, values, strict=True)
         labels = ",".join(f'{name}="{_escape(value)}"' for name, value in pairs)
         return f"logind_session_info{{{labels}}} 1.0\n".encode("utf-8", "surrogateescape")
 
@@ -303,41 +290,16 @@ class LogindCollector:
 
     def _build(self, snapshot: Snapshot, totals: Totals, liveness: Status) -> Iterator[Metric]:
         sticky, options = self._sticky, self._options
-        up = liveness.up(snapshot.logind_up)
-        yield gauge(
-            "logind_up",
-            "1 while logind runs (systemd-logind: its invocation link exists; elogind: its pid "
-            "file names a live process; where neither can be read: while its state is readable, "
-            "seat0 exists) and, while the system bus is connected, owns org.freedesktop.login1; "
-            "0 otherwise. logind_exporter_liveness_rule says which rule is in force.",
-            [],
-            {(): 1.0 if up else 0.0},
-        )
-        yield counter(
-            "logind_restarts_total",
-            "Starts of logind seen after the exporter's first view (systemd-logind's invocation "
-            "id, or elogind's pid, changed).",
-            [],
-            {(): float(liveness.restarts)},
-        )
+        yield gauge("logind_up", {(): 1.0 if liveness.up(snapshot.logind_up) else 0.0})
+        yield counter("logind_restarts_total", {(): float(liveness.restarts)})
         counts = self._counts.by_attrs
         by_attrs: dict[tuple[str, ...], float] = {k: float(v) for k, v in counts.items()}
-        yield gauge(
-            "logind_sessions",
-            "Login sessions by seat, remote, type, class and state.",
-            ["seat", "remote", "type", "class", "state"],
-            sticky.fill("logind_sessions", by_attrs),
-        )
+        yield gauge("logind_sessions", sticky.fill("logind_sessions", by_attrs))
         yield from self._seats(snapshot)
         users: dict[tuple[str, ...], float] = {(state,): 0.0 for state in USER_STATES}
         for user in snapshot.users.values():
             users[(label_value(user.state),)] = users.get((label_value(user.state),), 0.0) + 1
-        yield gauge(
-            "logind_users",
-            "Users (uids with login state) by sd_uid_get_state.",
-            ["state"],
-            sticky.fill("logind_users", users),
-        )
+        yield gauge("logind_users", sticky.fill("logind_users", users))
         if options.machines:
             yield from self._machines(snapshot, totals)
         yield from self._session_counters(totals)
@@ -347,12 +309,12 @@ class LogindCollector:
         # Count live sessions, not the seat file's SESSIONS list: systemd 252 leaves an ended
         # session's id there (and in ACTIVE) until something else rewrites the seat.
         live = self._counts.live
-        for name, (doc, value) in SEAT_FAMILIES.items():
+        for name, value in SEAT_FAMILIES.items():
             values: dict[tuple[str, ...], float] = {
                 (seat.name,): value(seat, live, snapshot.sessions)
                 for seat in snapshot.seats.values()
             }
-            yield gauge(name, doc, ["seat"], self._sticky.fill(name, values))
+            yield gauge(name, self._sticky.fill(name, values))
 
     def _machines(self, snapshot: Snapshot, totals: Totals) -> Iterator[Metric]:
         by_class: Counter[tuple[str, ...]] = Counter(
@@ -360,104 +322,45 @@ class LogindCollector:
         )
         yield gauge(
             "logind_machines",
-            "Running machines (VMs and containers registered with machined) by class.",
-            ["class"],
             self._sticky.fill("logind_machines", {k: float(v) for k, v in by_class.items()}),
         )
         if self._options.machine_info:
             info: dict[tuple[str, ...], float] = {
                 (m.name, label_value(m.klass)): 1.0 for m in snapshot.machines.values()
             }
-            yield gauge(
-                "logind_machine_info",
-                "1 per running machine.",
-                ["machine", "class"],
-                self._sticky.fill("logind_machine_info", info),
-            )
-        for name, doc, counts in (
-            ("logind_machine_starts_total", "Machines that appeared.", totals.machine_starts),
-            ("logind_machine_stops_total", "Machines that went away.", totals.machine_stops),
+            yield gauge("logind_machine_info", self._sticky.fill("logind_machine_info", info))
+        for name, counts in (
+            ("logind_machine_starts_total", totals.machine_starts),
+            ("logind_machine_stops_total", totals.machine_stops),
         ):
-            yield counter(name, doc, ["class"], {(k,): float(v) for k, v in counts.items()})
+            yield counter(name, {(k,): float(v) for k, v in counts.items()})
 
     def _session_counters(self, totals: Totals) -> Iterator[Metric]:
-        labels = ["seat", "remote", "type", "class"]
-        yield counter(
-            "logind_session_starts_total",
-            "Sessions that appeared since the exporter started (those present at start-up are "
-            "not counted).",
-            labels,
-            {k: float(v) for k, v in totals.session_starts.items()},
-        )
-        yield counter(
-            "logind_session_ends_total",
-            "Sessions that went away since the exporter started.",
-            labels,
-            {k: float(v) for k, v in totals.session_ends.items()},
-        )
-        family = HistogramMetricFamily(
+        yield counter("logind_session_starts_total",
+                      {k: float(v) for k, v in totals.session_starts.items()})
+        yield counter("logind_session_ends_total",
+                      {k: float(v) for k, v in totals.session_ends.items()})
+        yield histogram(
             "logind_session_duration_seconds",
-            f"Lifetime of each ended session; its start is taken from {self._start_source}.",
-            labels=["remote", "type", "class"],
+            ((key, h.buckets(), h.total) for key, h in sorted(totals.durations.items())),
+            start_source=self._start_source,
         )
-        for key, histogram in sorted(totals.durations.items()):
-            family.add_metric(list(key), histogram.buckets(), histogram.total)
-        yield family
 
     def _self_metrics(
         self, snapshot: Snapshot, totals: Totals, liveness: Status
     ) -> Iterator[Metric]:
-        yield gauge(
-            "logind_exporter_build_info",
-            "Version of the exporter, Python and the sd-login library (newest LIBSYSTEMD_ symbol "
-            "version; elogind's follow systemd's numbering), and which library was loaded "
-            "(libsystemd or libelogind).",
-            ["version", "python_version", "libsystemd_version", "library"],
-            {self._build_info: 1.0},
-        )
-        yield counter(
-            "logind_exporter_refreshes_total",
-            "Snapshot recomputations by reason.",
-            ["reason"],
-            {(r,): float(totals.refreshes[r]) for r in REFRESH_REASONS},
-        )
-        yield gauge(
-            "logind_exporter_liveness_rule",
-            "The rule logind_up follows: unit (systemd's invocation link of "
-            "systemd-logind.service), pidfile (elogind's /run/elogind.pid and its process) or "
-            "files (seat0's state file exists), 1 for the one in force.",
-            ["rule"],
-            {(rule,): 1.0 if rule == liveness.rule else 0.0 for rule in RULES},
-        )
-        yield counter(
-            "logind_exporter_monitor_wakeups_total",
-            "Wake-ups of the sd-login monitor fds.",
-            [],
-            {(): float(totals.wakeups)},
-        )
-        family = HistogramMetricFamily(
-            "logind_exporter_refresh_duration_seconds",
-            "Time to read logind state and build a snapshot.",
-        )
-        family.add_metric([], totals.refresh_duration.buckets(), totals.refresh_duration.total)
-        yield family
-        yield gauge(
-            "logind_exporter_last_refresh_timestamp_seconds",
-            "Wall-clock time of the newest snapshot.",
-            [],
-            {(): snapshot.taken_at},
-        )
-        yield counter(
-            "logind_exporter_read_races_total",
-            "Objects that vanished between listing and reading (normal, not an error).",
-            [],
-            {(): float(totals.read_races)},
-        )
+        yield gauge("logind_exporter_build_info", {self._build_info: 1.0})
+        yield counter("logind_exporter_refreshes_total",
+                      {(r,): float(totals.refreshes[r]) for r in REFRESH_REASONS})
+        yield gauge("logind_exporter_liveness_rule",
+                    {(rule,): 1.0 if rule == liveness.rule else 0.0 for rule in RULES})
+        yield counter("logind_exporter_monitor_wakeups_total", {(): float(totals.wakeups)})
+        refresh = totals.refresh_duration
+        yield histogram("logind_exporter_refresh_duration_seconds",
+                        [((), refresh.buckets(), refresh.total)])
+        yield gauge("logind_exporter_last_refresh_timestamp_seconds", {(): snapshot.taken_at})
+        yield counter("logind_exporter_read_races_total", {(): float(totals.read_races)})
         yield counter(
             "logind_exporter_errors_total",
-            "Failures by kind: list (listing objects failed), read (a state file could not be "
-            "parsed), monitor (an sd-login monitor was lost), dbus (the system bus connection "
-            "failed or was lost).",
-            ["kind"],
             {(k,): float(totals.errors[k]) for k in sorted({*ERROR_KINDS, *totals.errors})},
         )

@@ -18,19 +18,23 @@ from pathlib import Path
 
 import pytest
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from login_exporter import cli, webconfig
 from login_exporter.bus import SYSTEM_BUS, LogindBus
-from login_exporter.bus.view import Inhibitor, Power, Presence, SeatIdle, SessionHints
-from login_exporter.collector import ERROR_KINDS, LogindCollector, Options, Totals
-from login_exporter.liveness import RULE_UNIT, Status
-from login_exporter.presence import PresenceFamilies
+from login_exporter.collector import (
+    ERROR_KINDS,
+    REFRESH_REASONS,
+    USER_STATES,
+    LogindCollector,
+    Options,
+    Totals,
+)
+from login_exporter.liveness import RULES
 from login_exporter.sdlogin import _ffi as sdlogin_ffi
-from login_exporter.state import Machine, Seat, User
+from login_exporter.specs import SPECS
 from tests.grafana import support as grafana
 from tests.support.exposition import parse_samples
-from tests.support.snapshots import session, snapshot
+from tests.support.snapshots import snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -207,56 +211,53 @@ def readme_metrics(text: str) -> dict[str, tuple[str, str]]:
     return metrics
 
 
-def _full_presence() -> Presence:
-    """A bus view in which every presence family has a value (lid, dock, power included)."""
-    power = Power(idle=True, idle_since=5.0, preparing_for_shutdown=False,
-                  preparing_for_sleep=False, scheduled_shutdown=("reboot", 9.0),
-                  lid_closed=False, docked=False, on_external_power=True)  # fmt: skip
-    return Presence(
-        connected=True,
-        logind_owner=":1.1",
-        power=power,
-        seats={"seat0": SeatIdle(True, 5.0)},
-        sessions={"3": SessionHints("seat0", False, "x11", "user", True, True)},
-        inhibitors=(Inhibitor("sleep", "apt", "upgrade", "delay", 0, 42, 1.0),),
-    )
+# Label values README lists in parentheses, where the program has them as constants.
+LABEL_VALUES = {
+    ("logind_users", "state"): USER_STATES,
+    ("logind_exporter_refreshes_total", "reason"): REFRESH_REASONS,
+    ("logind_exporter_liveness_rule", "rule"): RULES,
+}
 
 
-def exported_families() -> dict[str, str]:
-    """Every family the program exports, with every optional collector on, as names on
-    /metrics (counters with _total) -> type; built from hand-made values."""
-    collector = LogindCollector(Options(session_info=True), "252", start_time_known=True)
-    snap = snapshot(
-        [session("3", seat="seat0", type="x11"), session("4", remote=True)],
-        [Seat("seat0", "3", 1, True, True, True)],
-        [User(1003, "active")],
-        [Machine("vm1", "vm")],
-    )
-    bus = PresenceFamilies(inhibitor_info=True).build(_full_presence(), 7, {"sender": 1})
-    collector.update(snap, Totals(), Status(RULE_UNIT, True), bus)
-    text = collector.exposition().get(openmetrics=False, gzip=False).decode()
-    return {
-        family.name + ("_total" if family.type == "counter" else ""): family.type
-        for family in text_string_to_metric_families(text)
-    }
+def readme_labels(cell: str) -> tuple[tuple[str, ...], dict[str, set[str]]]:
+    """A labels cell, e.g. ``state (offline, online), seat``: the label names in order, and the
+    values listed for some of them."""
+    names, values = [], {}
+    for name, listed in re.findall(r"(\w+)(?: \(([^)]*)\))?", cell):
+        names.append(name)
+        if listed:
+            values[name] = {v.strip() for v in listed.split(",")}
+    return tuple(names), values
 
 
-def metric_problems(text: str, exported: dict[str, str]) -> list[str]:
+def metric_problems(text: str) -> list[str]:
+    """What README's metric tables say otherwise than SPECS (every family the program defines;
+    tests/unit/test_structure.py checks that the program exports exactly those)."""
     documented = readme_metrics(text)
     problems = [f"{name}: exported, not in README's metric tables"
-                for name in sorted(exported.keys() - documented.keys())]  # fmt: skip
+                for name in sorted(SPECS.keys() - documented.keys())]  # fmt: skip
     problems += [f"{name}: in README's metric tables, not exported"
-                 for name in sorted(documented.keys() - exported.keys())]  # fmt: skip
-    problems += [f"{name}: README says {documented[name][0]}, exported as {kind}"
-                 for name, kind in sorted(exported.items())
-                 if name in documented and documented[name][0] != kind]  # fmt: skip
+                 for name in sorted(documented.keys() - SPECS.keys())]  # fmt: skip
+    for name, (kind, cell) in sorted(documented.items()):
+        if name not in SPECS:
+            continue
+        spec = SPECS[name]
+        labels, values = readme_labels(cell)
+        if kind != spec.type:
+            problems.append(f"{name}: README says {kind}, exported as {spec.type}")
+        if labels != spec.labels:
+            problems.append(f"{name}: README's labels {labels}, exported {spec.labels}")
+        for label, listed in values.items():
+            known = LABEL_VALUES.get((name, label))
+            if known is not None and listed != set(known):
+                problems.append(f"{name}: README lists {label} {sorted(listed)}, the program "
+                                f"has {sorted(known)}")
     return problems
 
 
-def test_readme_metric_tables_are_the_exported_families() -> None:
-    exported = exported_families()
-    assert {"logind_up", "logind_session_info", "logind_dbus_up", "logind_docked"} <= set(exported)
-    problems = metric_problems(readme(), exported)
+def test_readme_metric_tables_are_the_specs() -> None:
+    assert {"logind_up", "logind_session_info", "logind_dbus_up", "logind_docked"} <= set(SPECS)
+    problems = metric_problems(readme())
     assert not problems, "\n".join(problems)
 
 
@@ -269,12 +270,17 @@ def test_readme_metric_tables_are_the_exported_families() -> None:
         ("| `logind_exporter_read_races_total` | counter |",
          "| `logind_exporter_read_races_total` | gauge |",
          "logind_exporter_read_races_total: README says gauge"),
+        ("| `logind_seat_can_tty` | gauge | seat |",
+         "| `logind_seat_can_tty` | gauge | seat, tty |",
+         "logind_seat_can_tty: README's labels ('seat', 'tty')"),
+        ("rule (unit, pidfile, files)", "rule (unit, files)",
+         "logind_exporter_liveness_rule: README lists rule ['files', 'unit']"),
     ],
 )  # fmt: skip
 def test_the_metrics_check_fails_on_a_drifted_table(old: str, new: str, problem: str) -> None:
     text = readme()
     assert old in text
-    problems = metric_problems(text.replace(old, new), exported_families())
+    problems = metric_problems(text.replace(old, new))
     assert any(p.startswith(problem) for p in problems), problems
 
 

@@ -16,12 +16,15 @@ from prometheus_client import (
     CollectorRegistry,
     generate_latest,
 )
+from prometheus_client.core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 from login_exporter.bus.view import Inhibitor, Power, Presence, SeatIdle, SessionHints
 from login_exporter.collector import LogindCollector, Options, Totals
 from login_exporter.exposition import Exposition
-from login_exporter.families import counter
+from login_exporter.families import counter, gauge
 from login_exporter.presence import PresenceFamilies
+from login_exporter.specs import SPECS
 from login_exporter.state import Difference, Machine, Seat, User
 from tests.support.snapshots import session, snapshot
 
@@ -32,8 +35,20 @@ def _names(exposition: bytes) -> list[str]:
     return re.findall(r"^# TYPE (\S+) ", exposition.decode(), re.MULTILINE)
 
 
-def family_names_by_source() -> dict[str, list[str]]:
-    """Every family each source exports with every option on and every kind of object seen."""
+def _bus_families() -> list[Metric]:
+    """The presence families with every option on and every value known."""
+    every_power = Power(True, 5.0, False, False, ("reboot", 9.0), False, False, True)
+    presence = Presence(
+        connected=True, logind_owner=":1.1", power=every_power,
+        seats={"seat0": SeatIdle(True, 5.0)},
+        sessions={"/s/1": SessionHints("seat0", False, "x11", "user", True, True)},
+        inhibitors=(Inhibitor("sleep", "apt", "why", "block", 0, 1, 5.0),),
+    )  # fmt: skip
+    return PresenceFamilies(inhibitor_info=True).build(presence, 3, {"sender": 1})
+
+
+def _collector_exposition() -> bytes:
+    """The collector's exposition with every option on and every kind of object seen."""
     collector = LogindCollector(Options(True, True, True), "252", start_time_known=True)
     totals = Totals()
     ended = session("2", seat="seat0")
@@ -45,19 +60,17 @@ def family_names_by_source() -> dict[str, list[str]]:
                  (User(1000, "active"),), (machine,)),
         totals,
     )  # fmt: skip
-    every_power = Power(True, 5.0, False, False, ("reboot", 9.0), False, False, True)
-    presence = Presence(
-        connected=True, logind_owner=":1.1", power=every_power,
-        seats={"seat0": SeatIdle(True, 5.0)},
-        sessions={"/s/1": SessionHints("seat0", False, "x11", "user", True, True)},
-        inhibitors=(Inhibitor("sleep", "apt", "why", "block", 0, 1, 5.0),),
-    )  # fmt: skip
-    bus = PresenceFamilies(inhibitor_info=True).build(presence, 3, {"sender": 1})
+    return collector.exposition().get(openmetrics=False, gzip=False)
+
+
+def family_names_by_source() -> dict[str, list[str]]:
+    """Every family each source exports with every option on and every kind of object seen."""
+    bus = _bus_families()
     live = CollectorRegistry(auto_describe=False)
     for each in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
         live.register(each)
     return {
-        "collector": _names(collector.exposition().get(openmetrics=False, gzip=False)),
+        "collector": _names(_collector_exposition()),
         "presence": _names(Exposition(bus).get(openmetrics=False, gzip=False)),
         "process and python": _names(generate_latest(live)),
     }
@@ -116,6 +129,37 @@ def test_the_private_import_check_finds_them(tmp_path: Path) -> None:
 
 
 def test_counters_are_written_with_total() -> None:
-    assert counter("a_total", "", [], {(): 1.0}).name == "a"  # exposed as a_total
-    with pytest.raises(ValueError, match="_total"):
-        counter("a", "", [], {(): 1.0})
+    counters = [name for name, spec in SPECS.items() if spec.type == "counter"]
+    assert "logind_restarts_total" in counters
+    assert [name for name in counters if not name.endswith("_total")] == []
+    assert counter("logind_restarts_total", {(): 1.0}).name == "logind_restarts"  # + _total
+
+
+def test_a_family_is_built_only_as_its_spec_says() -> None:
+    assert gauge("logind_seat_idle", {("seat0",): 1.0}).documentation == "The seat's IdleHint."
+    with pytest.raises(KeyError):
+        gauge("logind_not_in_specs", {(): 1.0})
+    with pytest.raises(TypeError, match="logind_up is a gauge in SPECS, built as a counter"):
+        counter("logind_up", {(): 1.0})
+
+
+def exported_families() -> dict[str, tuple[str, str, set[str]]]:
+    """What the collector and the presence code export with every option on: name as exposed
+    (counters with _total) -> (type, HELP, label names seen on its samples)."""
+    text = _collector_exposition().decode()
+    text += Exposition(_bus_families()).get(openmetrics=False, gzip=False).decode()
+    return {
+        f.name + ("_total" if f.type == "counter" else ""):
+            (f.type, f.documentation, {k for s in f.samples for k in s.labels} - {"le"})
+        for f in text_string_to_metric_families(text)
+    }  # fmt: skip
+
+
+def test_every_exported_family_is_its_spec() -> None:
+    exported = exported_families()
+    assert exported.keys() == SPECS.keys()
+    for name, (kind, help, labels) in exported.items():
+        spec = SPECS[name]
+        assert (kind, labels) == (spec.type, set(spec.labels)), name
+        pattern = re.escape(spec.help).replace(re.escape("{start_source}"), ".+")
+        assert re.fullmatch(pattern, help), name
