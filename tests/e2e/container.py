@@ -462,8 +462,9 @@ class Container:
         Returns the seconds the job took. Raises ContainerError when systemctl fails, and when
         the job is not done within ``timeout``, with the unit's status and journal. How long a
         job may take is the unit's business (a restart may wait for TimeoutStopSec, then
-        TimeoutStartSec: 90 s each by default), so ``timeout`` is long, and a job slower than
-        10 s is reported as a warning with the same detail.
+        TimeoutStartSec: 90 s each by default; logind's also for a user@UID.service being
+        stopped, ordered after it, whose manager has 120 s), so ``timeout`` is long, and a job
+        slower than 10 s is reported as a warning with the same detail.
         """
         self.run(["systemctl", "reset-failed", unit], check=False)
         start = time.monotonic()
