@@ -136,8 +136,6 @@ SEAT_FAMILIES: dict[str, SeatValue] = {
 }  # fmt: skip
 
 
-
-
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 

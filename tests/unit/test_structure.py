@@ -1,5 +1,6 @@
-"""Facts kept in one place: every family name is exported by one source only, and no module of
-login_exporter imports another module's private names."""
+"""Facts kept in one place: every family is exported by one source only, exactly as its entry in
+login_exporter/specs.py says, and no module of login_exporter imports another module's private
+names."""
 
 from __future__ import annotations
 
@@ -158,8 +159,8 @@ def exported_families() -> dict[str, tuple[str, str, set[str]]]:
 def test_every_exported_family_is_its_spec() -> None:
     exported = exported_families()
     assert exported.keys() == SPECS.keys()
-    for name, (kind, help, labels) in exported.items():
+    for name, (kind, doc, labels) in exported.items():
         spec = SPECS[name]
         assert (kind, labels) == (spec.type, set(spec.labels)), name
         pattern = re.escape(spec.help).replace(re.escape("{start_source}"), ".+")
-        assert re.fullmatch(pattern, help), name
+        assert re.fullmatch(pattern, doc), name
