@@ -150,9 +150,14 @@ def test_a_unit_job_that_hangs_fails_with_the_units_status_and_journal(
         container: Container) -> None:
     """Container.systemctl gives up after its timeout and says what the unit was doing."""
     unit = unique("e2e-hang-")
+    ready = f"/run/{unit}.ready"
     container.run(["systemd-run", f"--unit={unit}", "-p", "TimeoutStopSec=60", "--",
-                   "sh", "-c", "trap '' TERM; while :; do sleep 1; done"])
+                   "sh", "-c", f"trap '' TERM; touch {ready}; while :; do sleep 1; done"])
     try:
+        # systemd-run returns once the unit is forked: a stop before the trap is set ends it at
+        # once (CI saw that).
+        wait_until(lambda: container.run(["test", "-e", ready], check=False).returncode == 0
+                   or None, timeout=10, what=f"{unit} ignoring SIGTERM")
         with pytest.raises(ContainerError, match="not done after 2 s") as e:
             container.systemctl("stop", unit, timeout=2)
         assert f"systemctl status {unit}" in str(e.value)
