@@ -45,10 +45,15 @@ def spec(name: str, kind: str) -> Spec:
     return found
 
 
-def _family(kind: type[GaugeMetricFamily | CounterMetricFamily], type_name: str, name: str,
-            values: dict[LabelValues, float]) -> Metric:
-    found = spec(name, type_name)
-    result = kind(name, found.help, labels=found.labels)
+_CLASSES: dict[str, type[GaugeMetricFamily | CounterMetricFamily]] = {
+    "gauge": GaugeMetricFamily,
+    "counter": CounterMetricFamily,
+}
+
+
+def _family(kind: str, name: str, values: dict[LabelValues, float]) -> Metric:
+    found = spec(name, kind)
+    result = _CLASSES[kind](name, found.help, labels=found.labels)
     for label_values, value in values.items():
         result.add_metric(label_values, value)
     return result
@@ -57,12 +62,12 @@ def _family(kind: type[GaugeMetricFamily | CounterMetricFamily], type_name: str,
 def gauge(name: str, values: dict[LabelValues, float]) -> Metric:
     """Return gauge ``name`` with one sample per entry of ``values`` (label values -> value),
     in their order. Raises as :func:`spec`."""
-    return _family(GaugeMetricFamily, "gauge", name, values)
+    return _family("gauge", name, values)
 
 
 def counter(name: str, values: dict[LabelValues, float]) -> Metric:
     """Return counter ``name`` (see :func:`gauge`). Raises as :func:`spec`."""
-    return _family(CounterMetricFamily, "counter", name, values)
+    return _family("counter", name, values)
 
 
 def histogram(name: str, samples: Iterable[HistogramSample], **help_fields: str) -> Metric:
